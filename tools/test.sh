@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's test line: every notebook as a test (per-notebook timing), then the process-level tests.
+# Usage: bash tools/test.sh   (extra arguments go to pytest)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nbdev_test --timing
+rc=0; python3 -m pytest tests -q "$@" || rc=$?
+[ "$rc" -eq 5 ] && { echo "pytest: no tests collected"; exit 1; }
+exit $rc
