@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['kitti_sample_dir', 'CalibError', 'read_calib_file', 'KittiCalib', 'read_kitti_calib', 'StereoCalib', 'PixelGrid',
            'BackprojectDepth', 'Project3D', 'backproject', 'project', 'depth_to_disparity', 'disparity_to_depth',
-           'inverse_warp', 'render_plane', 'smooth_texture', 'velodyne_to_depth', 'read_velodyne']
+           'warp_coords', 'inverse_warp', 'render_plane', 'smooth_texture', 'velodyne_to_depth', 'read_velodyne']
 
-# %% ../nbs/00_geometry.ipynb #3ef0d706
+# %% ../nbs/00_geometry.ipynb #00d0c246
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/00_geometry.ipynb #0f22d1d1
+# %% ../nbs/00_geometry.ipynb #dffdce2c
 def kitti_sample_dir(required:bool|None=None # raise when absent; default: only when the `CI` variable is set
                     ) -> Path|None:
     "The folder of real KITTI sample frames: `$MERGEDEPTH_KITTI_SAMPLE`, or `shared/kitti_sample` beside a parent of the working directory or of this package."
@@ -32,7 +32,7 @@ def kitti_sample_dir(required:bool|None=None # raise when absent; default: only 
     print("KITTI sample data not found (set MERGEDEPTH_KITTI_SAMPLE); skipping the cells that need it")
     return None
 
-# %% ../nbs/00_geometry.ipynb #0958b2e7
+# %% ../nbs/00_geometry.ipynb #054ea810
 class CalibError(ValueError):
     "A calibration file is missing, incomplete or malformed; the message names the file and the key."
 
@@ -59,7 +59,7 @@ def _get(d:dict, path, key, n:int, shape=None) -> np.ndarray:
     if not isinstance(v, np.ndarray) or v.size != n: raise CalibError(f"{path}: key {key!r} should hold {n} numbers, found {getattr(v, 'size', v)}")
     return v.reshape(shape) if shape else v
 
-# %% ../nbs/00_geometry.ipynb #226fa34c
+# %% ../nbs/00_geometry.ipynb #0719f96a
 @dataclass
 class KittiCalib:
     "Calibration of one KITTI recording date, for rectified images."
@@ -97,7 +97,7 @@ def read_kitti_calib(path) -> KittiCalib:
     Tv[:3, :3] = _get(vc, fv, 'R', 9, (3, 3)); Tv[:3, 3] = _get(vc, fv, 'T', 3)
     return KittiCalib(P, _get(cc, fc, 'R_rect_00', 9, (3, 3)), Tv, sizes, path)
 
-# %% ../nbs/00_geometry.ipynb #20b06a81
+# %% ../nbs/00_geometry.ipynb #5f550a25
 def _t(x, dtype=None) -> torch.Tensor:
     "A tensor from numpy / list / tensor; numpy float64 stays float64, other numbers become float32."
     if isinstance(x, torch.Tensor): return x if dtype is None else x.to(dtype)
@@ -177,7 +177,7 @@ class StereoCalib:
         fx = self.K1[..., 0, 0].flatten()[0].item()
         return f"StereoCalib({b}hw={self.hw}, fx={fx:.2f}, baseline={self.t.norm(dim=-1).flatten()[0].item():.4f} m)"
 
-# %% ../nbs/00_geometry.ipynb #457c4f9d
+# %% ../nbs/00_geometry.ipynb #2063209a
 class PixelGrid(nn.Module):
     "Homogeneous pixel coordinates (3, H*W), cached per (H, W, device, dtype)."
     def __init__(self): super().__init__(); self._cache = {}
@@ -213,7 +213,7 @@ def project(X, K):
     "Functional `Project3D`."
     return _project(X, K)
 
-# %% ../nbs/00_geometry.ipynb #81c3a042
+# %% ../nbs/00_geometry.ipynb #12aedfba
 def depth_to_disparity(depth, f, baseline, eps:float=1e-6):
     "Disparity in pixels of camera-z `depth` in metres (0 stays 0)."
     return torch.where(depth > eps, f * baseline / depth.clamp(min=eps), torch.zeros_like(depth))
@@ -222,7 +222,24 @@ def disparity_to_depth(disp, f, baseline, eps:float=1e-6):
     "Depth in metres from disparity in pixels (0 stays 0)."
     return torch.where(disp > eps, f * baseline / disp.clamp(min=eps), torch.zeros_like(disp))
 
-# %% ../nbs/00_geometry.ipynb #0b1b97b6
+# %% ../nbs/00_geometry.ipynb #a4b55794
+def warp_coords(depth:torch.Tensor,  # (B,1,H,W) camera-z depth of the target view, metres
+                K_tgt, K_src, R, t,  # as in `inverse_warp`
+                src_hw,              # (Hs, Ws) of the source image
+                min_depth:float=1e-3 # points closer than this to the source camera are invalid
+               ):
+    "Where target pixels land in the source camera: `(X_src (B,3,H*W) metres, grid (B,H,W,2) for grid_sample(align_corners=True), valid (B,1,H,W))`."
+    B, _, h, w = depth.shape
+    Hs, Ws = src_hw
+    X = backproject(depth, K_tgt)
+    X = R.to(X.dtype) @ X + t.to(X.dtype)[..., None]
+    uv, z = project(X, K_src)
+    u, v = uv[:, 0], uv[:, 1]
+    e = 1e-3                                # round-off of lifting and projecting a pixel is far below a thousandth of a pixel
+    valid = (z[:, 0] > min_depth) & (u >= -e) & (u <= Ws - 1 + e) & (v >= -e) & (v <= Hs - 1 + e)
+    grid = torch.stack([2 * u / max(Ws - 1, 1) - 1, 2 * v / max(Hs - 1, 1) - 1], -1).reshape(B, h, w, 2)
+    return X, grid, valid.reshape(B, 1, h, w)
+
 def inverse_warp(src:torch.Tensor,    # (B,C,Hs,Ws) source image (or any map) to sample from
                  depth:torch.Tensor,  # (B,1,H,W) camera-z depth of the target view, metres
                  K_tgt:torch.Tensor,  # (B,3,3) or (3,3) target intrinsics, pixels of `depth`
@@ -233,19 +250,12 @@ def inverse_warp(src:torch.Tensor,    # (B,C,Hs,Ws) source image (or any map) to
                  min_depth:float=1e-3 # points closer than this to the source camera are invalid
                 ):
     "Sample `src` where each target pixel lands in the source camera: returns `(warped (B,C,H,W), valid (B,1,H,W) bool)`."
-    B, _, h, w = depth.shape
-    Hs, Ws = src.shape[-2:]
     dt = src.dtype if src.is_floating_point() else depth.dtype
-    X = backproject(depth.to(dt), K_tgt)
-    X = R.to(dt) @ X + t.to(dt)[..., None]
-    uv, z = project(X, K_src)
-    u, v = uv[:, 0], uv[:, 1]
-    valid = (z[:, 0] > min_depth) & (u >= 0) & (u <= Ws - 1) & (v >= 0) & (v <= Hs - 1)
-    grid = torch.stack([2 * u / max(Ws - 1, 1) - 1, 2 * v / max(Hs - 1, 1) - 1], -1).reshape(B, h, w, 2)
+    _, grid, valid = warp_coords(depth.to(dt), K_tgt, K_src, R, t, src.shape[-2:], min_depth)
     warped = F.grid_sample(src, grid.to(src.dtype), mode='bilinear', padding_mode=padding_mode, align_corners=True)
-    return warped, valid.reshape(B, 1, h, w)
+    return warped, valid
 
-# %% ../nbs/00_geometry.ipynb #229927d8
+# %% ../nbs/00_geometry.ipynb #8980ae40
 def render_plane(K, R, t, hw, Z:float, texture):
     "Render the plane z = Z (in camera-1 coordinates) as seen by a camera with `X_cam = R X1 + t`; `texture(x, y) -> (C, N)`. Returns (C,H,W)."
     h, w = hw
@@ -263,7 +273,7 @@ def smooth_texture(x, y):
                         0.5 + 0.4 * torch.cos(1.7 * x - 2.9 * y),
                         0.5 + 0.3 * torch.sin(0.9 * x + 4.1 * y)]).float()
 
-# %% ../nbs/00_geometry.ipynb #c8cf5027
+# %% ../nbs/00_geometry.ipynb #7db14f14
 def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y, z[, reflectance]), metres
                       calib:KittiCalib,   # the date's calibration
                       cam:int=2,          # camera to project into (2 = left colour, 3 = right colour)
