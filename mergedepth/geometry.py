@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['kitti_sample_dir', 'CalibError', 'read_calib_file', 'KittiCalib', 'read_kitti_calib', 'StereoCalib', 'PixelGrid',
            'BackprojectDepth', 'Project3D', 'backproject', 'project', 'depth_to_disparity', 'disparity_to_depth',
-           'warp_coords', 'inverse_warp', 'render_plane', 'smooth_texture', 'velodyne_to_depth', 'read_velodyne']
+           'warp_coords', 'inverse_warp', 'cross_view_depth', 'render_plane', 'smooth_texture', 'velodyne_to_depth',
+           'read_velodyne']
 
-# %% ../nbs/00_geometry.ipynb #00d0c246
+# %% ../nbs/00_geometry.ipynb #683e9951
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/00_geometry.ipynb #dffdce2c
+# %% ../nbs/00_geometry.ipynb #410b7982
 def kitti_sample_dir(required:bool|None=None # raise when absent; default: only when the `CI` variable is set
                     ) -> Path|None:
     "The folder of real KITTI sample frames: `$MERGEDEPTH_KITTI_SAMPLE`, or `shared/kitti_sample` beside a parent of the working directory or of this package."
@@ -32,7 +33,7 @@ def kitti_sample_dir(required:bool|None=None # raise when absent; default: only 
     print("KITTI sample data not found (set MERGEDEPTH_KITTI_SAMPLE); skipping the cells that need it")
     return None
 
-# %% ../nbs/00_geometry.ipynb #054ea810
+# %% ../nbs/00_geometry.ipynb #0094a241
 class CalibError(ValueError):
     "A calibration file is missing, incomplete or malformed; the message names the file and the key."
 
@@ -59,7 +60,7 @@ def _get(d:dict, path, key, n:int, shape=None) -> np.ndarray:
     if not isinstance(v, np.ndarray) or v.size != n: raise CalibError(f"{path}: key {key!r} should hold {n} numbers, found {getattr(v, 'size', v)}")
     return v.reshape(shape) if shape else v
 
-# %% ../nbs/00_geometry.ipynb #0719f96a
+# %% ../nbs/00_geometry.ipynb #ffc430ca
 @dataclass
 class KittiCalib:
     "Calibration of one KITTI recording date, for rectified images."
@@ -97,7 +98,7 @@ def read_kitti_calib(path) -> KittiCalib:
     Tv[:3, :3] = _get(vc, fv, 'R', 9, (3, 3)); Tv[:3, 3] = _get(vc, fv, 'T', 3)
     return KittiCalib(P, _get(cc, fc, 'R_rect_00', 9, (3, 3)), Tv, sizes, path)
 
-# %% ../nbs/00_geometry.ipynb #5f550a25
+# %% ../nbs/00_geometry.ipynb #7ca4197d
 def _t(x, dtype=None) -> torch.Tensor:
     "A tensor from numpy / list / tensor; numpy float64 stays float64, other numbers become float32."
     if isinstance(x, torch.Tensor): return x if dtype is None else x.to(dtype)
@@ -177,7 +178,7 @@ class StereoCalib:
         fx = self.K1[..., 0, 0].flatten()[0].item()
         return f"StereoCalib({b}hw={self.hw}, fx={fx:.2f}, baseline={self.t.norm(dim=-1).flatten()[0].item():.4f} m)"
 
-# %% ../nbs/00_geometry.ipynb #2063209a
+# %% ../nbs/00_geometry.ipynb #1a6341b6
 class PixelGrid(nn.Module):
     "Homogeneous pixel coordinates (3, H*W), cached per (H, W, device, dtype)."
     def __init__(self): super().__init__(); self._cache = {}
@@ -213,7 +214,7 @@ def project(X, K):
     "Functional `Project3D`."
     return _project(X, K)
 
-# %% ../nbs/00_geometry.ipynb #12aedfba
+# %% ../nbs/00_geometry.ipynb #8a21276c
 def depth_to_disparity(depth, f, baseline, eps:float=1e-6):
     "Disparity in pixels of camera-z `depth` in metres (0 stays 0)."
     return torch.where(depth > eps, f * baseline / depth.clamp(min=eps), torch.zeros_like(depth))
@@ -222,7 +223,7 @@ def disparity_to_depth(disp, f, baseline, eps:float=1e-6):
     "Depth in metres from disparity in pixels (0 stays 0)."
     return torch.where(disp > eps, f * baseline / disp.clamp(min=eps), torch.zeros_like(disp))
 
-# %% ../nbs/00_geometry.ipynb #a4b55794
+# %% ../nbs/00_geometry.ipynb #5365f8e2
 def warp_coords(depth:torch.Tensor,  # (B,1,H,W) camera-z depth of the target view, metres
                 K_tgt, K_src, R, t,  # as in `inverse_warp`
                 src_hw,              # (Hs, Ws) of the source image
@@ -255,7 +256,23 @@ def inverse_warp(src:torch.Tensor,    # (B,C,Hs,Ws) source image (or any map) to
     warped = F.grid_sample(src, grid.to(src.dtype), mode='bilinear', padding_mode=padding_mode, align_corners=True)
     return warped, valid
 
-# %% ../nbs/00_geometry.ipynb #8980ae40
+# %% ../nbs/00_geometry.ipynb #ca5899a3
+def cross_view_depth(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
+                     depth2:torch.Tensor,  # (B,1,H,W) depth of view 2, metres
+                     calib:'StereoCalib'): # the rig (camera 1 = the view of depth1), resized to the maps' size here
+    "View 2's depth expressed in camera 1 at every pixel of view 1: `(d1_hat (B,1,H,W), valid (B,1,H,W))`."
+    if depth1.shape != depth2.shape: raise ValueError(f"depth maps of different shapes: {tuple(depth1.shape)} and {tuple(depth2.shape)}")
+    B, _, h, w = depth1.shape
+    c = calib.resize((h, w))
+    X2, grid, valid = warp_coords(depth1, c.K1, c.K2, c.R, c.t, (h, w))
+    d2 = F.grid_sample(depth2, grid.to(depth2.dtype), mode='bilinear', padding_mode='zeros', align_corners=True).reshape(B, 1, h * w)
+    Y2 = X2 * (d2 / X2[:, 2:3].clamp(min=1e-3))
+    Rt = c.R.to(X2.dtype).transpose(-1, -2)
+    d1_hat = (Rt @ (Y2 - c.t.to(X2.dtype)[..., None]))[:, 2:3].reshape(B, 1, h, w)
+    valid = valid & (d2.reshape(B, 1, h, w) > 1e-3) & (depth1 > 1e-3) & (d1_hat > 1e-3)
+    return d1_hat, valid
+
+# %% ../nbs/00_geometry.ipynb #93a5b6b8
 def render_plane(K, R, t, hw, Z:float, texture):
     "Render the plane z = Z (in camera-1 coordinates) as seen by a camera with `X_cam = R X1 + t`; `texture(x, y) -> (C, N)`. Returns (C,H,W)."
     h, w = hw
@@ -273,7 +290,7 @@ def smooth_texture(x, y):
                         0.5 + 0.4 * torch.cos(1.7 * x - 2.9 * y),
                         0.5 + 0.3 * torch.sin(0.9 * x + 4.1 * y)]).float()
 
-# %% ../nbs/00_geometry.ipynb #7db14f14
+# %% ../nbs/00_geometry.ipynb #5d7825e7
 def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y, z[, reflectance]), metres
                       calib:KittiCalib,   # the date's calibration
                       cam:int=2,          # camera to project into (2 = left colour, 3 = right colour)

@@ -6,19 +6,19 @@
 __all__ = ['masked_mean', 'supervised_loss', 'ssim', 'photometric_error', 'reconstruct', 'row_weights', 'reconstruction_loss',
            'consistency_map', 'consistency_loss', 'smoothness_loss', 'plane_sweep_depth']
 
-# %% ../nbs/02_losses.ipynb #ea9b07fe
+# %% ../nbs/02_losses.ipynb #32449806
 import torch
 import torch.nn.functional as F
-from .geometry import StereoCalib, inverse_warp, warp_coords
+from .geometry import StereoCalib, inverse_warp, cross_view_depth
 
-# %% ../nbs/02_losses.ipynb #5ac04872
+# %% ../nbs/02_losses.ipynb #ede0a67a
 def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None) -> torch.Tensor:
     "Mean of `x` over `mask` (optionally weighted), 0 (with a graph) when the mask is empty; NaNs outside the mask are ignored."
     mask = mask.expand_as(x)
     w = mask.to(x.dtype) if weight is None else torch.where(mask, weight.expand_as(x).to(x.dtype), 0.)
     return torch.where(mask, x, 0.).mul(w).sum() / w.sum().clamp(min=1e-12)
 
-# %% ../nbs/02_losses.ipynb #3194b2e6
+# %% ../nbs/02_losses.ipynb #9ae1f6c5
 def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
                     gt:torch.Tensor,     # (B,1,H,W) lidar depth, metres, 0 = no measurement
                     kind:str='l2',       # 'l2' (the seed's), 'l1' or 'berhu'
@@ -40,7 +40,7 @@ def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
         err = torch.where(a <= c, a, (a ** 2 + c ** 2) / (2 * c))
     return masked_mean(err, mask)
 
-# %% ../nbs/02_losses.ipynb #bd726862
+# %% ../nbs/02_losses.ipynb #285aceaf
 def ssim(x:torch.Tensor, y:torch.Tensor, C1:float=0.01 ** 2, C2:float=0.03 ** 2) -> torch.Tensor:
     "SSIM map (B,C,H,W) of two images in [0,1] over 3x3 windows (reflection padding), as in monodepth."
     x, y = F.pad(x, (1, 1, 1, 1), mode='reflect'), F.pad(y, (1, 1, 1, 1), mode='reflect')
@@ -81,18 +81,10 @@ def reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
     w = row_weights(err.shape[-2], err.device, err.dtype) if row_weighting else None
     return masked_mean(err, valid, w)
 
-# %% ../nbs/02_losses.ipynb #b7a3ebc1
+# %% ../nbs/02_losses.ipynb #e6666311
 def consistency_map(depth1:torch.Tensor, depth2:torch.Tensor, calib:StereoCalib):
     "Per-pixel relative depth disagreement (B,1,H,W) of view 1 with view 2, and where it is defined (valid)."
-    if depth1.shape != depth2.shape: raise ValueError(f"depth maps of different shapes: {tuple(depth1.shape)} and {tuple(depth2.shape)}")
-    B, _, h, w = depth1.shape
-    c = calib.resize((h, w))
-    X2, grid, valid = warp_coords(depth1, c.K1, c.K2, c.R, c.t, (h, w))
-    d2 = F.grid_sample(depth2, grid.to(depth2.dtype), mode='bilinear', padding_mode='zeros', align_corners=True).reshape(B, 1, h * w)
-    Y2 = X2 * (d2 / X2[:, 2:3].clamp(min=1e-3))                    # the point view 2 sees on that ray
-    Rt = c.R.to(X2.dtype).transpose(-1, -2)
-    d1_hat = (Rt @ (Y2 - c.t.to(X2.dtype)[..., None]))[:, 2:3].reshape(B, 1, h, w)
-    valid = valid & (d2.reshape(B, 1, h, w) > 1e-3) & (depth1 > 1e-3) & (d1_hat > 1e-3)
+    d1_hat, valid = cross_view_depth(depth1, depth2, calib)
     err = (depth1 - d1_hat).abs() / ((depth1 + d1_hat) / 2).clamp(min=1e-3)
     return err, valid
 
@@ -102,7 +94,7 @@ def consistency_loss(depth1:torch.Tensor, # (B,1,H,W) depth of view 1, metres
     "Relative L1 between depth1 and depth2 seen from camera 1, over the pixels of view 1 that land in view 2."
     return masked_mean(*consistency_map(depth1, depth2, calib))
 
-# %% ../nbs/02_losses.ipynb #74b6b91b
+# %% ../nbs/02_losses.ipynb #a59a9575
 def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
     "Edge-aware smoothness of mean-normalised inverse depth; `img` is resized to the depth's size."
     if img.shape[-2:] != depth.shape[-2:]: img = F.interpolate(img, size=depth.shape[-2:], mode='area')
@@ -113,7 +105,7 @@ def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
     iy = (img[..., 1:, :] - img[..., :-1, :]).abs().mean(1, keepdim=True)
     return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
 
-# %% ../nbs/02_losses.ipynb #aaa5043a
+# %% ../nbs/02_losses.ipynb #450d3ea5
 def plane_sweep_depth(img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib, n:int=96, dmin:float=3., dmax:float=80., win:int=9):
     "Winner-take-all stereo depth (B,1,H,W) of view 1 by sweeping `n` fronto-parallel planes (uniform in inverse depth) through view 2."
     c = calib.resize(img1.shape[-2:])
