@@ -6,7 +6,7 @@
 __all__ = ['CROPS', 'METRICS', 'crop_mask', 'compute_depth_metrics', 'resize_depth', 'evaluate_folders', 'format_table',
            'write_results', 'eval_cli']
 
-# %% ../nbs/06_evaluate.ipynb #ab1758f2
+# %% ../nbs/06_evaluate.ipynb #0f0ea947
 import csv, json, math
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .data import read_depth
 
-# %% ../nbs/06_evaluate.ipynb #9f78b71f
+# %% ../nbs/06_evaluate.ipynb #625a916a
 CROPS = {'garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
          'eigen': (0.3324324, 0.91351351, 0.0359477, 0.96405229)}
 METRICS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3')
@@ -56,12 +56,12 @@ def compute_depth_metrics(pred,                # (H,W) predicted depth, metres (
                 rmse=float(np.sqrt(np.mean((g - p) ** 2))), rmse_log=float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
                 a1=float(np.mean(thresh < 1.25)), a2=float(np.mean(thresh < 1.25 ** 2)), a3=float(np.mean(thresh < 1.25 ** 3)))
 
-# %% ../nbs/06_evaluate.ipynb #218fb008
+# %% ../nbs/06_evaluate.ipynb #ad199848
 def _depth_files(root:Path) -> dict:
     "{relative path without extension: file} for the depth files (.npy, .png) under `root`."
     out = {}
     for p in sorted(root.rglob('*')):
-        if p.suffix.lower() in ('.npy', '.png') and p.is_file() and '.tmp' not in p.name:
+        if p.suffix.lower() in ('.npy', '.png') and p.is_file() and '.tmp' not in p.name and not p.stem.endswith(('_color', '_confidence')):
             out.setdefault(p.relative_to(root).with_suffix('').as_posix(), p)
     return out
 

@@ -8,7 +8,7 @@ __all__ = ['kitti_sample_dir', 'CalibError', 'read_calib_file', 'KittiCalib', 'r
            'warp_coords', 'inverse_warp', 'cross_view_depth', 'render_plane', 'smooth_texture', 'velodyne_to_depth',
            'read_velodyne']
 
-# %% ../nbs/00_geometry.ipynb #683e9951
+# %% ../nbs/00_geometry.ipynb #1e72f327
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/00_geometry.ipynb #410b7982
+# %% ../nbs/00_geometry.ipynb #2c013f3c
 def kitti_sample_dir(required:bool|None=None # raise when absent; default: only when the `CI` variable is set
                     ) -> Path|None:
     "The folder of real KITTI sample frames: `$MERGEDEPTH_KITTI_SAMPLE`, or `shared/kitti_sample` beside a parent of the working directory or of this package."
@@ -33,7 +33,7 @@ def kitti_sample_dir(required:bool|None=None # raise when absent; default: only 
     print("KITTI sample data not found (set MERGEDEPTH_KITTI_SAMPLE); skipping the cells that need it")
     return None
 
-# %% ../nbs/00_geometry.ipynb #0094a241
+# %% ../nbs/00_geometry.ipynb #ce52fca7
 class CalibError(ValueError):
     "A calibration file is missing, incomplete or malformed; the message names the file and the key."
 
@@ -60,7 +60,7 @@ def _get(d:dict, path, key, n:int, shape=None) -> np.ndarray:
     if not isinstance(v, np.ndarray) or v.size != n: raise CalibError(f"{path}: key {key!r} should hold {n} numbers, found {getattr(v, 'size', v)}")
     return v.reshape(shape) if shape else v
 
-# %% ../nbs/00_geometry.ipynb #ffc430ca
+# %% ../nbs/00_geometry.ipynb #714f17fb
 @dataclass
 class KittiCalib:
     "Calibration of one KITTI recording date, for rectified images."
@@ -98,7 +98,7 @@ def read_kitti_calib(path) -> KittiCalib:
     Tv[:3, :3] = _get(vc, fv, 'R', 9, (3, 3)); Tv[:3, 3] = _get(vc, fv, 'T', 3)
     return KittiCalib(P, _get(cc, fc, 'R_rect_00', 9, (3, 3)), Tv, sizes, path)
 
-# %% ../nbs/00_geometry.ipynb #7ca4197d
+# %% ../nbs/00_geometry.ipynb #231f58f2
 def _t(x, dtype=None) -> torch.Tensor:
     "A tensor from numpy / list / tensor; numpy float64 stays float64, other numbers become float32."
     if isinstance(x, torch.Tensor): return x if dtype is None else x.to(dtype)
@@ -178,7 +178,7 @@ class StereoCalib:
         fx = self.K1[..., 0, 0].flatten()[0].item()
         return f"StereoCalib({b}hw={self.hw}, fx={fx:.2f}, baseline={self.t.norm(dim=-1).flatten()[0].item():.4f} m)"
 
-# %% ../nbs/00_geometry.ipynb #1a6341b6
+# %% ../nbs/00_geometry.ipynb #03e2e5aa
 class PixelGrid(nn.Module):
     "Homogeneous pixel coordinates (3, H*W), cached per (H, W, device, dtype)."
     def __init__(self): super().__init__(); self._cache = {}
@@ -214,7 +214,7 @@ def project(X, K):
     "Functional `Project3D`."
     return _project(X, K)
 
-# %% ../nbs/00_geometry.ipynb #8a21276c
+# %% ../nbs/00_geometry.ipynb #83c981d1
 def depth_to_disparity(depth, f, baseline, eps:float=1e-6):
     "Disparity in pixels of camera-z `depth` in metres (0 stays 0)."
     return torch.where(depth > eps, f * baseline / depth.clamp(min=eps), torch.zeros_like(depth))
@@ -223,7 +223,7 @@ def disparity_to_depth(disp, f, baseline, eps:float=1e-6):
     "Depth in metres from disparity in pixels (0 stays 0)."
     return torch.where(disp > eps, f * baseline / disp.clamp(min=eps), torch.zeros_like(disp))
 
-# %% ../nbs/00_geometry.ipynb #5365f8e2
+# %% ../nbs/00_geometry.ipynb #c0b85dcb
 def warp_coords(depth:torch.Tensor,  # (B,1,H,W) camera-z depth of the target view, metres
                 K_tgt, K_src, R, t,  # as in `inverse_warp`
                 src_hw,              # (Hs, Ws) of the source image
@@ -256,7 +256,7 @@ def inverse_warp(src:torch.Tensor,    # (B,C,Hs,Ws) source image (or any map) to
     warped = F.grid_sample(src, grid.to(src.dtype), mode='bilinear', padding_mode=padding_mode, align_corners=True)
     return warped, valid
 
-# %% ../nbs/00_geometry.ipynb #ca5899a3
+# %% ../nbs/00_geometry.ipynb #ca30ab83
 def cross_view_depth(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
                      depth2:torch.Tensor,  # (B,1,H,W) depth of view 2, metres
                      calib:'StereoCalib'): # the rig (camera 1 = the view of depth1), resized to the maps' size here
@@ -265,14 +265,14 @@ def cross_view_depth(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
     B, _, h, w = depth1.shape
     c = calib.resize((h, w))
     X2, grid, valid = warp_coords(depth1, c.K1, c.K2, c.R, c.t, (h, w))
-    d2 = F.grid_sample(depth2, grid.to(depth2.dtype), mode='bilinear', padding_mode='zeros', align_corners=True).reshape(B, 1, h * w)
+    d2 = F.grid_sample(depth2, grid.to(depth2.dtype), mode='bilinear', padding_mode='border', align_corners=True).reshape(B, 1, h * w)
     Y2 = X2 * (d2 / X2[:, 2:3].clamp(min=1e-3))
     Rt = c.R.to(X2.dtype).transpose(-1, -2)
     d1_hat = (Rt @ (Y2 - c.t.to(X2.dtype)[..., None]))[:, 2:3].reshape(B, 1, h, w)
     valid = valid & (d2.reshape(B, 1, h, w) > 1e-3) & (depth1 > 1e-3) & (d1_hat > 1e-3)
     return d1_hat, valid
 
-# %% ../nbs/00_geometry.ipynb #93a5b6b8
+# %% ../nbs/00_geometry.ipynb #fe71a24e
 def render_plane(K, R, t, hw, Z:float, texture):
     "Render the plane z = Z (in camera-1 coordinates) as seen by a camera with `X_cam = R X1 + t`; `texture(x, y) -> (C, N)`. Returns (C,H,W)."
     h, w = hw
@@ -290,7 +290,7 @@ def smooth_texture(x, y):
                         0.5 + 0.4 * torch.cos(1.7 * x - 2.9 * y),
                         0.5 + 0.3 * torch.sin(0.9 * x + 4.1 * y)]).float()
 
-# %% ../nbs/00_geometry.ipynb #5d7825e7
+# %% ../nbs/00_geometry.ipynb #e2c6b982
 def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y, z[, reflectance]), metres
                       calib:KittiCalib,   # the date's calibration
                       cam:int=2,          # camera to project into (2 = left colour, 3 = right colour)

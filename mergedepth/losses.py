@@ -6,19 +6,19 @@
 __all__ = ['masked_mean', 'supervised_loss', 'ssim', 'photometric_error', 'reconstruct', 'row_weights', 'reconstruction_loss',
            'consistency_map', 'consistency_loss', 'smoothness_loss', 'plane_sweep_depth']
 
-# %% ../nbs/02_losses.ipynb #32449806
+# %% ../nbs/02_losses.ipynb #1ea35fb3
 import torch
 import torch.nn.functional as F
 from .geometry import StereoCalib, inverse_warp, cross_view_depth
 
-# %% ../nbs/02_losses.ipynb #ede0a67a
+# %% ../nbs/02_losses.ipynb #8d5a0a4b
 def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None) -> torch.Tensor:
     "Mean of `x` over `mask` (optionally weighted), 0 (with a graph) when the mask is empty; NaNs outside the mask are ignored."
     mask = mask.expand_as(x)
     w = mask.to(x.dtype) if weight is None else torch.where(mask, weight.expand_as(x).to(x.dtype), 0.)
     return torch.where(mask, x, 0.).mul(w).sum() / w.sum().clamp(min=1e-12)
 
-# %% ../nbs/02_losses.ipynb #9ae1f6c5
+# %% ../nbs/02_losses.ipynb #4ce24944
 def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
                     gt:torch.Tensor,     # (B,1,H,W) lidar depth, metres, 0 = no measurement
                     kind:str='l2',       # 'l2' (the seed's), 'l1' or 'berhu'
@@ -40,7 +40,7 @@ def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
         err = torch.where(a <= c, a, (a ** 2 + c ** 2) / (2 * c))
     return masked_mean(err, mask)
 
-# %% ../nbs/02_losses.ipynb #285aceaf
+# %% ../nbs/02_losses.ipynb #377a9e90
 def ssim(x:torch.Tensor, y:torch.Tensor, C1:float=0.01 ** 2, C2:float=0.03 ** 2) -> torch.Tensor:
     "SSIM map (B,C,H,W) of two images in [0,1] over 3x3 windows (reflection padding), as in monodepth."
     x, y = F.pad(x, (1, 1, 1, 1), mode='reflect'), F.pad(y, (1, 1, 1, 1), mode='reflect')
@@ -62,7 +62,7 @@ def reconstruct(img2:torch.Tensor, depth1:torch.Tensor, calib:StereoCalib, hw=No
     hw = tuple(hw or img2.shape[-2:])
     if depth1.shape[-2:] != hw: depth1 = F.interpolate(depth1, size=hw, mode='bilinear', align_corners=False)
     c1, c2 = calib.resize(hw), calib.resize(img2.shape[-2:])
-    return inverse_warp(img2, depth1, c1.K1, c2.K2, calib.R, calib.t)
+    return inverse_warp(img2, depth1, c1.K1, c2.K2, calib.R, calib.t, padding_mode='border')   # valid masks the outside; border keeps edge pixels exact
 
 def row_weights(h:int, device=None, dtype=torch.float32) -> torch.Tensor:
     "The seed's row weights exp(1 - y/H) - 1 for y = 0..H-1, shape (1,1,H,1)."
@@ -81,7 +81,7 @@ def reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
     w = row_weights(err.shape[-2], err.device, err.dtype) if row_weighting else None
     return masked_mean(err, valid, w)
 
-# %% ../nbs/02_losses.ipynb #e6666311
+# %% ../nbs/02_losses.ipynb #d000edb1
 def consistency_map(depth1:torch.Tensor, depth2:torch.Tensor, calib:StereoCalib):
     "Per-pixel relative depth disagreement (B,1,H,W) of view 1 with view 2, and where it is defined (valid)."
     d1_hat, valid = cross_view_depth(depth1, depth2, calib)
@@ -94,7 +94,7 @@ def consistency_loss(depth1:torch.Tensor, # (B,1,H,W) depth of view 1, metres
     "Relative L1 between depth1 and depth2 seen from camera 1, over the pixels of view 1 that land in view 2."
     return masked_mean(*consistency_map(depth1, depth2, calib))
 
-# %% ../nbs/02_losses.ipynb #a59a9575
+# %% ../nbs/02_losses.ipynb #4e0b90b2
 def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
     "Edge-aware smoothness of mean-normalised inverse depth; `img` is resized to the depth's size."
     if img.shape[-2:] != depth.shape[-2:]: img = F.interpolate(img, size=depth.shape[-2:], mode='area')
@@ -105,7 +105,7 @@ def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
     iy = (img[..., 1:, :] - img[..., :-1, :]).abs().mean(1, keepdim=True)
     return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
 
-# %% ../nbs/02_losses.ipynb #450d3ea5
+# %% ../nbs/02_losses.ipynb #5919f6cf
 def plane_sweep_depth(img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib, n:int=96, dmin:float=3., dmax:float=80., win:int=9):
     "Winner-take-all stereo depth (B,1,H,W) of view 1 by sweeping `n` fronto-parallel planes (uniform in inverse depth) through view 2."
     c = calib.resize(img1.shape[-2:])
