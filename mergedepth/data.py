@@ -8,7 +8,7 @@ __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'wri
            'collate_stereo', 'value_noise', 'random_scene', 'cast_rays', 'shade', 'render_view', 'synth_intrinsics',
            'write_synth_calib', 'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'prepare_kitti', 'prepare_cli']
 
-# %% ../nbs/03_data.ipynb #2f314d58
+# %% ../nbs/03_data.ipynb #5a450c70
 import os, re, shutil, time, random, tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +21,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .geometry import StereoCalib, read_kitti_calib, read_velodyne, velodyne_to_depth, KittiCalib
 
-# %% ../nbs/03_data.ipynb #39feb8cd
+# %% ../nbs/03_data.ipynb #5f639efb
 IMG_EXTS = ('.png', '.jpg', '.jpeg')
 GT_EXTS = ('.npy', '.png')
 _DRIVE_RE = re.compile(r'^(\d{4}_\d{2}_\d{2})_drive_\d{4}_sync$')
@@ -38,7 +38,7 @@ def _find(folder:Path, stem:str, exts) -> Path|None:
         if (folder/(stem + e)).is_file(): return folder/(stem + e)
     return None
 
-# %% ../nbs/03_data.ipynb #9209d738
+# %% ../nbs/03_data.ipynb #c216117b
 def read_depth(path) -> np.ndarray:
     "A depth map (H,W) float32 in metres from `.npy` (metres) or a 16-bit PNG (metres x 256); errors name the file."
     path = Path(path)
@@ -56,9 +56,10 @@ def read_depth(path) -> np.ndarray:
 def write_depth(path, depth:np.ndarray):
     "Write depth (H,W) metres as `.npy` (float32) or 16-bit PNG (metres x 256, clipped to 0..65535), atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp' + path.suffix)
+    tmp = path.with_name(path.name + '.tmp')            # not *.npy / *.png: a half-written file never looks finished
     depth = np.asarray(depth, dtype=np.float32)
-    if path.suffix == '.npy': np.save(tmp, depth)
+    if path.suffix == '.npy':
+        with open(tmp, 'wb') as f: np.save(f, depth)
     else: Image.fromarray(np.clip(np.round(depth * 256), 0, 65535).astype(np.uint16)).save(tmp, format='PNG')
     os.replace(tmp, path)
 
@@ -69,7 +70,7 @@ def read_image(path) -> torch.Tensor:
     except Exception as e: raise RuntimeError(f"cannot read image {path}: {e}") from e
     return torch.from_numpy(a).permute(2, 0, 1).float().div_(255)
 
-# %% ../nbs/03_data.ipynb #c4c5d72c
+# %% ../nbs/03_data.ipynb #aaacea34
 def resize_sparse_depth(depth:np.ndarray, hw) -> np.ndarray:
     "Sparse depth (H,W) -> (h,w): each point moves to its nearest pixel under the resize; the nearest depth wins."
     H, W = depth.shape; h, w = hw
@@ -84,7 +85,7 @@ def resize_sparse_depth(depth:np.ndarray, hw) -> np.ndarray:
     out = np.zeros(h * w, np.float32); out[idx[first]] = z[first]
     return out.reshape(h, w)
 
-# %% ../nbs/03_data.ipynb #d99699cc
+# %% ../nbs/03_data.ipynb #056b9706
 def read_split(path) -> list:
     "`(drive, frame)` pairs from a split file of '<drive> <frame>' lines (blank lines and '#' comments skipped)."
     out = []
@@ -126,7 +127,7 @@ def check_frames(data_dir, frames, need_gt:bool=True) -> dict:
 @lru_cache(maxsize=64)
 def _calib(date_dir:str) -> KittiCalib: return read_kitti_calib(date_dir)
 
-# %% ../nbs/03_data.ipynb #2773e7b5
+# %% ../nbs/03_data.ipynb #36dd378c
 class KittiStereo(Dataset):
     "Stereo frames of a mergedepth data folder: images resized to `hw`, sparse lidar in both views, and the rig."
     def __init__(self, data_dir,                # folder in the training layout
@@ -140,6 +141,7 @@ class KittiStereo(Dataset):
                  p_gray:float=0.2, noise_std:float=0.03, p_flip:float=0.5, # augmentation strengths
                  frames=None):                  # explicit list of (drive, frame); overrides split
         self.data_dir, self.hw, self.augment, self.need_gt = Path(data_dir), tuple(hw), augment, need_gt
+        self.aug_seed, self.epoch = seed, 0
         self.p_gray, self.noise_std, self.p_flip = p_gray, noise_std, p_flip
         if frames is None:
             if split is None: frames = list_frames(data_dir)
@@ -156,6 +158,9 @@ class KittiStereo(Dataset):
             if not (date_dir/'calib_cam_to_cam.txt').is_file(): raise FileNotFoundError(f"no calibration for drive {drive}: {date_dir}/calib_cam_to_cam.txt is missing")
 
     def __len__(self): return len(self.frames)
+    def set_epoch(self, epoch:int):
+        "Augmentation is a function of (seed, epoch, index): set the epoch before iterating (workers copy the dataset)."
+        self.epoch = epoch
 
     def calib(self, i:int) -> StereoCalib:
         "The rig of frame `i` at its original image size."
@@ -179,13 +184,16 @@ class KittiStereo(Dataset):
         rig = rig.resize(self.hw).to(torch.float32)
         lgt, rgt = self._depth(f.get('left_gt')), self._depth(f.get('right_gt'))
         if self.augment:
-            if random.random() < self.p_flip:
+            # the same sample in the same epoch gets the same augmentation, in whichever worker and after a resume
+            g = torch.Generator().manual_seed(hash((self.aug_seed, self.epoch, i)) & 0x7FFFFFFF)
+            u = torch.rand(3, generator=g).tolist()
+            if u[0] < self.p_flip:
                 left, right, lgt, rgt = right.flip(-1), left.flip(-1), rgt.flip(-1), lgt.flip(-1)
                 rig = rig.hflip()
-            if random.random() < self.p_gray:
+            if u[1] < self.p_gray:
                 left, right = (x.mean(0, keepdim=True).expand(3, -1, -1).contiguous() for x in (left, right))
-            s = random.random() * self.noise_std
-            if s > 0: left, right = ((x + s * torch.randn_like(x)).clamp_(0, 1) for x in (left, right))
+            s = u[2] * self.noise_std
+            if s > 0: left, right = ((x + s * torch.randn(x.shape, generator=g)).clamp_(0, 1) for x in (left, right))
         return dict(left=left, right=right, left_gt=lgt, right_gt=rgt, calib=rig, name='/'.join(self.frames[i]))
 
 def read_image_size(path):
@@ -199,7 +207,7 @@ def collate_stereo(samples) -> dict:
     out['name'] = [s['name'] for s in samples]
     return out
 
-# %% ../nbs/03_data.ipynb #30b1216d
+# %% ../nbs/03_data.ipynb #a590859c
 def _hash3(ix, iy, iz, seed:int):
     "Deterministic pseudo-random values in [0,1) for integer lattice points."
     h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (seed * 2654435761)
@@ -281,7 +289,7 @@ def render_view(scene:dict, K:np.ndarray, centre, hw):
     rgb = shade(scene, P, obj, nrm, depth / K[0, 0])
     return rgb.reshape(h, w, 3), depth.reshape(h, w).astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #21752033
+# %% ../nbs/03_data.ipynb #8ead613b
 SYNTH_DATE = '2000_01_01'
 _VELO_R = np.array([[0., -1, 0], [0, 0, -1], [1, 0, 0]])      # velodyne (x fwd, y left, z up) -> camera (x right, y down, z fwd)
 _VELO_IN_CAM0 = np.array([-0.06, -0.08, -0.27])               # scanner origin in camera-0 coordinates
@@ -319,7 +327,7 @@ def simulate_lidar(scene:dict, fov_deg:float=100., az_step:float=0.09, rng=None)
     pts = dv[ok] * s[ok, None]
     return np.concatenate([pts, np.full((len(pts), 1), 0.5)], 1).astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #86f21f29
+# %% ../nbs/03_data.ipynb #ee20aecf
 def _synth_frame(args):
     out, drive, i, hw, seed = args
     paths = [out/'left_imgs'/drive/f'{i:010d}.png', out/'right_imgs'/drive/f'{i:010d}.png',
@@ -334,8 +342,8 @@ def _synth_frame(args):
     pts = simulate_lidar(scene, rng=rng)
     for p, img in zip(paths[:2], (left, right)):
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + '.tmp.png')
-        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(tmp); os.replace(tmp, p)
+        tmp = p.with_name(p.name + '.tmp')
+        Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(tmp, format='PNG'); os.replace(tmp, p)
     for p, cam in zip(paths[2:], (2, 3)): write_depth(p, velodyne_to_depth(pts, kc, cam))
     return True
 
@@ -357,7 +365,10 @@ def run_jobs(fn, jobs, workers:int=0, desc:str='', progress:bool=True) -> list:
     "`fn` over `jobs` in `workers` processes (0: this process), with a progress bar."
     if workers and workers > 0 and len(jobs) > 1:
         import multiprocessing as mp
-        with mp.get_context('spawn').Pool(workers) as pool:
+        # fork where the platform has it: no `if __name__ == '__main__'` guard needed in users' scripts, and functions
+        # defined in a notebook work; the jobs use numpy and PIL only
+        ctx = mp.get_context('fork' if 'fork' in mp.get_all_start_methods() else 'spawn')
+        with ctx.Pool(workers) as pool:
             return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc, disable=not progress))
     return [fn(j) for j in tqdm(jobs, desc=desc, disable=not progress)]
 
@@ -375,7 +386,7 @@ def synth_cli(output_dir:str=None, # folder to write the synthetic data into
     out = make_synth(output_dir, drives, frames, (height, width), seed, workers)
     print(f"wrote {drives * frames} synthetic stereo frames ({height}x{width}) to {out} in {time.time() - t:.0f} s")
 
-# %% ../nbs/03_data.ipynb #b75d43af
+# %% ../nbs/03_data.ipynb #ce7a10e1
 def _prepare_frame(args):
     "Convert one raw frame; returns 'done', 'skipped' or an error string."
     raw_drive, out, drive, frame, gt_ext = args

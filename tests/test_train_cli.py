@@ -1,0 +1,86 @@
+"Both training CLIs end to end, kill -9 and resume, torchrun on two CPU processes, and errors that name files."
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from conftest import run, ROOT
+
+SMALL = ['--encoder', 'resnet18', '--pretrained', 'False', '--height', 64, '--width', 192, '--batch_size', 2,
+         '--workers', 0, '--print_every', 3, '--tensorboard', 'False']
+
+def test_phase1_then_phase2(synth, tmp_path):
+    p = run('mergedepth_train', '--data_dir', synth, '--epochs', 2, '--lr', 1e-3, '--alpha', 1, '--gamma', .5, *SMALL,
+            '--image_output_dir', tmp_path/'i1', '--model_output_dir', tmp_path/'m1')
+    assert 'finished: 8 steps' in p.stdout, p.stdout                  # 8 training frames / batch 2 x 2 epochs
+    for f in ('left_00.pth', 'right_01.pth', 'left.pth', 'right.pth', 'checkpoint.pt'): assert (tmp_path/'m1'/f).is_file(), f
+    log = [json.loads(l) for l in (tmp_path/'i1'/'metrics.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in log if r['kind'] == 'step'] == list(range(1, 9))
+    assert any(r['kind'] == 'val' and 'abs_rel' in r for r in log)
+    assert (tmp_path/'i1'/'curves.png').is_file() and (tmp_path/'i1'/'sample_000003.png').is_file()
+    p = run('mergedepth_keep_training', '--data_dir', synth, '--epochs', 1, '--beta', .1, '--gamma', 1, '--lr', 1e-5, *SMALL,
+            '--l_model_pth', tmp_path/'m1'/'left.pth', '--r_model_pth', tmp_path/'m1'/'right.pth',
+            '--image_output_dir', tmp_path/'i2', '--model_output_dir', tmp_path/'m2')
+    assert 'finished: 4 steps' in p.stdout, p.stdout
+    rec = [json.loads(l) for l in (tmp_path/'i2'/'metrics.jsonl').read_text().splitlines() if '"step"' in l][0]
+    assert 'rec_L' in rec and 'con_R' in rec and 'sup_L' not in rec
+    a, b = torch.load(tmp_path/'m1'/'left.pth')['state_dict'], torch.load(tmp_path/'m2'/'left.pth')['state_dict']
+    assert any(not torch.equal(a[k], b[k]) for k in a)                # phase 2 changed the phase-1 weights
+
+def test_kill9_then_resume(synth, tmp_path):
+    args = ['mergedepth_train', '--data_dir', synth, '--epochs', 3, *SMALL, '--max_steps', 10, '--checkpoint_every', 1,
+            '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg'}
+    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    ck = tmp_path/'m'/'checkpoint.pt'
+    t0 = time.time()
+    while time.time() - t0 < 300:
+        if ck.is_file():
+            try:
+                if torch.load(ck, weights_only=False)['step'] >= 3: break
+            except Exception: pass                                      # being renamed right now
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    killed_at = torch.load(ck, weights_only=False)['step']
+    assert 3 <= killed_at < 10, f"killed too late ({killed_at})"
+    p = run(*args, '--resume', 'True')
+    assert f'resuming from' in p.stdout and 'finished: 10 steps' in p.stdout, p.stdout
+    assert torch.load(ck, weights_only=False)['step'] == 10
+
+HELPER = """
+import sys, torch
+from mergedepth.train import train, dist_info
+data, out = sys.argv[1], sys.argv[2]
+res = train(data, epochs=2, batch_size=2, encoder='resnet18', pretrained=False, height=64, width=192, workers=0,
+            print_every=0, progress=False, tensorboard=False, image_output_dir=out + '/img', model_output_dir=out + '/mod')
+torch.save(dict(step=res['step'], left=res['networks'][0].state_dict(), right=res['networks'][1].state_dict()),
+           out + f'/rank{dist_info()[0]}.pt')
+"""
+
+def test_torchrun_two_cpu_processes_identical_weights(synth, tmp_path):
+    "train() under torchrun with gloo: both ranks take the same steps and end with the same parameters."
+    helper = tmp_path/'ddp_helper.py'; helper.write_text(HELPER)
+    run(sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', 2, helper, synth, tmp_path, timeout=900)
+    r0, r1 = torch.load(tmp_path/'rank0.pt'), torch.load(tmp_path/'rank1.pt')
+    assert r0['step'] == r1['step'] == 4        # 8 training frames over 2 processes, batch 2: 2 steps an epoch
+    for side in ('left', 'right'):
+        params = [k for k in r0[side] if 'running' not in k and 'num_batches' not in k]
+        assert params and all(torch.equal(r0[side][k], r1[side][k]) for k in params), side
+
+def test_torchrun_cli(synth, tmp_path):
+    "The console script itself under torchrun --nproc_per_node 2 on CPU."
+    p = run(sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', 2, shutil.which('mergedepth_train'),
+            '--data_dir', synth, '--epochs', 2, *SMALL, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m', timeout=900)
+    assert 'finished: 4 steps' in p.stdout, p.stdout + p.stderr
+    assert torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)['step'] == 4
+    assert len(torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)['rng']) == 2     # both ranks' generators
+
+def test_errors_name_the_files(synth, tmp_path):
+    data = tmp_path/'data'; shutil.copytree(synth, data)
+    drive = '2000_01_01_drive_0001_sync'
+    (data/'right_imgs'/drive/'0000000001.png').unlink()
+    p = run('mergedepth_train', '--data_dir', data, *SMALL, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m', check=False)
+    assert p.returncode != 0 and f'{drive}/0000000001: no right' in p.stderr, p.stderr
+    shutil.copy(synth/'right_imgs'/drive/'0000000001.png', data/'right_imgs'/drive/'0000000001.png')
+    png = data/'left_imgs'/drive/'0000000002.png'
+    png.write_bytes(png.read_bytes()[:200])                              # truncated image
+    p = run('mergedepth_train', '--data_dir', data, *SMALL, '--workers', 1, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m', check=False)
+    assert p.returncode != 0 and '0000000002.png' in p.stdout + p.stderr, p.stderr[-2000:]
