@@ -8,7 +8,7 @@ __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'wri
            'collate_stereo', 'value_noise', 'random_scene', 'cast_rays', 'shade', 'render_view', 'synth_intrinsics',
            'write_synth_calib', 'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'prepare_kitti', 'prepare_cli']
 
-# %% ../nbs/03_data.ipynb #5a450c70
+# %% ../nbs/03_data.ipynb #f027ede6
 import os, re, shutil, time, random, tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +21,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .geometry import StereoCalib, read_kitti_calib, read_velodyne, velodyne_to_depth, KittiCalib
 
-# %% ../nbs/03_data.ipynb #5f639efb
+# %% ../nbs/03_data.ipynb #75aa794c
 IMG_EXTS = ('.png', '.jpg', '.jpeg')
 GT_EXTS = ('.npy', '.png')
 _DRIVE_RE = re.compile(r'^(\d{4}_\d{2}_\d{2})_drive_\d{4}_sync$')
@@ -38,7 +38,7 @@ def _find(folder:Path, stem:str, exts) -> Path|None:
         if (folder/(stem + e)).is_file(): return folder/(stem + e)
     return None
 
-# %% ../nbs/03_data.ipynb #c216117b
+# %% ../nbs/03_data.ipynb #a64e20a4
 def read_depth(path) -> np.ndarray:
     "A depth map (H,W) float32 in metres from `.npy` (metres) or a 16-bit PNG (metres x 256); errors name the file."
     path = Path(path)
@@ -70,7 +70,7 @@ def read_image(path) -> torch.Tensor:
     except Exception as e: raise RuntimeError(f"cannot read image {path}: {e}") from e
     return torch.from_numpy(a).permute(2, 0, 1).float().div_(255)
 
-# %% ../nbs/03_data.ipynb #aaacea34
+# %% ../nbs/03_data.ipynb #8619689f
 def resize_sparse_depth(depth:np.ndarray, hw) -> np.ndarray:
     "Sparse depth (H,W) -> (h,w): each point moves to its nearest pixel under the resize; the nearest depth wins."
     H, W = depth.shape; h, w = hw
@@ -85,7 +85,7 @@ def resize_sparse_depth(depth:np.ndarray, hw) -> np.ndarray:
     out = np.zeros(h * w, np.float32); out[idx[first]] = z[first]
     return out.reshape(h, w)
 
-# %% ../nbs/03_data.ipynb #056b9706
+# %% ../nbs/03_data.ipynb #1a812c83
 def read_split(path) -> list:
     "`(drive, frame)` pairs from a split file of '<drive> <frame>' lines (blank lines and '#' comments skipped)."
     out = []
@@ -94,7 +94,7 @@ def read_split(path) -> list:
         if not line: continue
         parts = line.split()
         if len(parts) < 2: raise ValueError(f"{path}, line {i}: expected '<drive> <frame>', got {line!r}")
-        out.append((parts[0].split('/')[-1], parts[1].zfill(10) if parts[1].isdigit() else parts[1]))
+        out.append((parts[0].split('/')[-1], parts[1]))
     return out
 
 def list_frames(data_dir) -> list:
@@ -127,7 +127,7 @@ def check_frames(data_dir, frames, need_gt:bool=True) -> dict:
 @lru_cache(maxsize=64)
 def _calib(date_dir:str) -> KittiCalib: return read_kitti_calib(date_dir)
 
-# %% ../nbs/03_data.ipynb #36dd378c
+# %% ../nbs/03_data.ipynb #e0643375
 class KittiStereo(Dataset):
     "Stereo frames of a mergedepth data folder: images resized to `hw`, sparse lidar in both views, and the rig."
     def __init__(self, data_dir,                # folder in the training layout
@@ -207,7 +207,7 @@ def collate_stereo(samples) -> dict:
     out['name'] = [s['name'] for s in samples]
     return out
 
-# %% ../nbs/03_data.ipynb #a590859c
+# %% ../nbs/03_data.ipynb #e3f02668
 def _hash3(ix, iy, iz, seed:int):
     "Deterministic pseudo-random values in [0,1) for integer lattice points."
     h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (seed * 2654435761)
@@ -289,7 +289,7 @@ def render_view(scene:dict, K:np.ndarray, centre, hw):
     rgb = shade(scene, P, obj, nrm, depth / K[0, 0])
     return rgb.reshape(h, w, 3), depth.reshape(h, w).astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #8ead613b
+# %% ../nbs/03_data.ipynb #ff289311
 SYNTH_DATE = '2000_01_01'
 _VELO_R = np.array([[0., -1, 0], [0, 0, -1], [1, 0, 0]])      # velodyne (x fwd, y left, z up) -> camera (x right, y down, z fwd)
 _VELO_IN_CAM0 = np.array([-0.06, -0.08, -0.27])               # scanner origin in camera-0 coordinates
@@ -327,7 +327,7 @@ def simulate_lidar(scene:dict, fov_deg:float=100., az_step:float=0.09, rng=None)
     pts = dv[ok] * s[ok, None]
     return np.concatenate([pts, np.full((len(pts), 1), 0.5)], 1).astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #ee20aecf
+# %% ../nbs/03_data.ipynb #bd361954
 def _synth_frame(args):
     out, drive, i, hw, seed = args
     paths = [out/'left_imgs'/drive/f'{i:010d}.png', out/'right_imgs'/drive/f'{i:010d}.png',
@@ -386,7 +386,7 @@ def synth_cli(output_dir:str=None, # folder to write the synthetic data into
     out = make_synth(output_dir, drives, frames, (height, width), seed, workers)
     print(f"wrote {drives * frames} synthetic stereo frames ({height}x{width}) to {out} in {time.time() - t:.0f} s")
 
-# %% ../nbs/03_data.ipynb #ce7a10e1
+# %% ../nbs/03_data.ipynb #b70c0331
 def _prepare_frame(args):
     "Convert one raw frame; returns 'done', 'skipped' or an error string."
     raw_drive, out, drive, frame, gt_ext = args

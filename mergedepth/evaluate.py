@@ -6,7 +6,7 @@
 __all__ = ['CROPS', 'METRICS', 'crop_mask', 'compute_depth_metrics', 'resize_depth', 'evaluate_folders', 'format_table',
            'write_results', 'eval_cli']
 
-# %% ../nbs/06_evaluate.ipynb #0f0ea947
+# %% ../nbs/06_evaluate.ipynb #272848e7
 import csv, json, math
 from pathlib import Path
 import numpy as np
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
-from .data import read_depth
+from .data import read_depth, read_split
 
-# %% ../nbs/06_evaluate.ipynb #625a916a
+# %% ../nbs/06_evaluate.ipynb #211eff09
 CROPS = {'garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
          'eigen': (0.3324324, 0.91351351, 0.0359477, 0.96405229)}
 METRICS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3')
@@ -56,7 +56,7 @@ def compute_depth_metrics(pred,                # (H,W) predicted depth, metres (
                 rmse=float(np.sqrt(np.mean((g - p) ** 2))), rmse_log=float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
                 a1=float(np.mean(thresh < 1.25)), a2=float(np.mean(thresh < 1.25 ** 2)), a3=float(np.mean(thresh < 1.25 ** 3)))
 
-# %% ../nbs/06_evaluate.ipynb #ad199848
+# %% ../nbs/06_evaluate.ipynb #028cf24a
 def _depth_files(root:Path) -> dict:
     "{relative path without extension: file} for the depth files (.npy, .png) under `root`."
     out = {}
@@ -72,10 +72,15 @@ def resize_depth(pred:np.ndarray, hw) -> np.ndarray:
     return F.interpolate(t, size=tuple(hw), mode='bilinear', align_corners=False)[0, 0].numpy()
 
 def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_depth:float=80.,
-                     median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True) -> dict:
-    "Metrics of every ground-truth file under `gt_dir` against the prediction of the same relative name under `pred_dir`."
+                     median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True, split=None) -> dict:
+    "Metrics of every ground-truth file under `gt_dir` (or those of a `split` file) against the prediction of the same relative name under `pred_dir`."
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     gts, preds = _depth_files(gt_dir), _depth_files(pred_dir)
+    if split is not None:
+        keep = {f'{d}/{f}' for d, f in read_split(split)}
+        gone = sorted(keep - set(gts))
+        if gone: raise FileNotFoundError(f"{len(gone)} frame(s) of {split} have no ground truth under {gt_dir}, e.g. {gone[0]}")
+        gts = {k: v for k, v in gts.items() if k in keep}
     if not gts: raise FileNotFoundError(f"no ground-truth depth files (.npy, .png) under {gt_dir}")
     missing = [k for k in gts if k not in preds]
     if missing and not allow_missing:
@@ -128,10 +133,12 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              max_depth:float=80.,         # the depth cap (a 50 m row is printed beside it)
              median_scaling:bool_arg=False, # scale each prediction by median(gt)/median(pred)
              allow_missing:bool_arg=False,  # skip ground-truth frames without a prediction (counted)
-             output:str='metrics.json'):  # JSON summary; the per-image CSV goes beside it
+             output:str='metrics.json',   # JSON summary; the per-image CSV goes beside it
+             split:str=None):             # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
     if pred_dir is None or gt_dir is None: raise SystemExit("mergedepth_eval: --pred_dir and --gt_dir are required")
-    res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing)
+    try: res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing, split=split)
+    except (FileNotFoundError, ValueError, RuntimeError) as e: raise SystemExit(f"mergedepth_eval: {e}")
     print(f"{res['n_images']} image(s), crop {res['crop']}, metrics averaged per image"
           + (f"; {res['n_missing']} ground-truth frame(s) without prediction skipped" if res['n_missing'] else ''))
     print(format_table(res))

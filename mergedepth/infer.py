@@ -7,7 +7,7 @@ __all__ = ['FORMATS', 'pick_device', 'DepthPredictor', 'colorize_depth', 'write_
            'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'find_calib', 'infer_folder', 'infer_stereo',
            'infer_cli', 'export_onnx']
 
-# %% ../nbs/05_infer.ipynb #65b914f8
+# %% ../nbs/05_infer.ipynb #1fd81cdb
 import sys, time
 from pathlib import Path
 import numpy as np
@@ -21,7 +21,7 @@ from .model import DepthNet, load_depthnet
 from .data import IMG_EXTS, read_image, write_depth, _DRIVE_RE, drive_date
 from .geometry import StereoCalib, read_kitti_calib, backproject, cross_view_depth
 
-# %% ../nbs/05_infer.ipynb #848ef6f2
+# %% ../nbs/05_infer.ipynb #6b2f2c71
 def pick_device(device:str='auto') -> torch.device:
     "'auto' -> CUDA when present, else CPU; anything else as torch understands it."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -51,7 +51,7 @@ class DepthPredictor:
             d = self.model(x)
         return F.interpolate(d.float(), size=out_hw, mode='bilinear', align_corners=False)
 
-# %% ../nbs/05_infer.ipynb #c668bc26
+# %% ../nbs/05_infer.ipynb #8b0580c8
 FORMATS = ('png', 'npy', 'color', 'ply', 'confidence')
 
 def colorize_depth(depth:np.ndarray, cmap:str='magma') -> np.ndarray:
@@ -88,14 +88,14 @@ def depth_to_points(depth:np.ndarray, K, img:np.ndarray|None=None, max_depth:flo
     col = (img.reshape(-1, 3)[keep] if img is not None else np.full((keep.sum(), 3), 200)).astype(np.uint8)
     return X[keep].astype(np.float32), col
 
-# %% ../nbs/05_infer.ipynb #b67558ed
+# %% ../nbs/05_infer.ipynb #a58a7cf0
 def lr_confidence(depth1:torch.Tensor, depth2:torch.Tensor, calib:StereoCalib, tau:float=0.05) -> torch.Tensor:
     "Per-pixel confidence (B,1,H,W) in [0,1] of depth1 from its agreement with depth2 through the rig."
     d1_hat, valid = cross_view_depth(depth1, depth2, calib)
     conf = torch.exp(-(depth1 - d1_hat).abs() / (tau * depth1.clamp(min=1e-3)))
     return torch.where(valid, conf, torch.zeros_like(conf))
 
-# %% ../nbs/05_infer.ipynb #38692d87
+# %% ../nbs/05_infer.ipynb #ca717338
 def list_images(root) -> list:
     "Relative paths (sorted) of the images under `root`."
     root = Path(root)
@@ -143,7 +143,7 @@ def _write_outputs(depth:np.ndarray, out_base:Path, formats, img=None, K=None, c
     if 'ply' in formats and K is not None: write_ply(out_base.with_suffix('.ply'), *depth_to_points(depth, K, img))
     if conf is not None: Image.fromarray((np.clip(conf, 0, 1) * 255 + 0.5).astype(np.uint8)).save(out_base.with_name(out_base.name + '_confidence.png'))
 
-# %% ../nbs/05_infer.ipynb #a6c9d9d0
+# %% ../nbs/05_infer.ipynb #69d7e3ae
 def _batches(root, rels, batch_size, workers):
     "Yield lists of (index, image or None, error) in batches."
     dl = DataLoader(_ImageFiles(root, rels), batch_size=batch_size, num_workers=workers, collate_fn=_collate)
@@ -217,7 +217,7 @@ def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, form
     bar.close()
     return dict(written=n, skipped=skipped)
 
-# %% ../nbs/05_infer.ipynb #ff0e87aa
+# %% ../nbs/05_infer.ipynb #aab28177
 @call_parse
 def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
               input_dir:str=None,     # images (one view), or a KITTI drive / training-layout folder (stereo)
@@ -259,7 +259,7 @@ def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
         for f, e in res['skipped']: print(f"  {f}: {e}", file=sys.stderr)
         raise SystemExit(1)
 
-# %% ../nbs/05_infer.ipynb #155376b1
+# %% ../nbs/05_infer.ipynb #344c0888
 def export_onnx(model_pth, path, hw=None) -> Path:
     "Export a `.pth` to ONNX at `path` (or, without the onnx package, a `torch.export` program at `path` with suffix .pt2)."
     model = load_depthnet(model_pth).eval()

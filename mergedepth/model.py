@@ -7,7 +7,7 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'PretrainedWeightsError', 'imagenet_
            'FastUpConv5', 'UpProjection', 'UpProjDecoder', 'DepthNet', 'StereoDepthNet', 'save_depthnet',
            'load_depthnet', 'load_weights', 'SeedUpProjection', 'seed_design', 'flop_table']
 
-# %% ../nbs/01_model.ipynb #fd8601c5
+# %% ../nbs/01_model.ipynb #3194f97f
 import math
 from pathlib import Path
 import torch
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-# %% ../nbs/01_model.ipynb #eb55043e
+# %% ../nbs/01_model.ipynb #a42ed2ed
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _WEIGHTS = {'resnet18': 'ResNet18_Weights', 'resnet34': 'ResNet34_Weights', 'resnet50': 'ResNet50_Weights'}
 
@@ -54,7 +54,7 @@ class ResNetEncoder(nn.Module):
         f1 = self.layer1(x); f2 = self.layer2(f1); f3 = self.layer3(f2); f4 = self.layer4(f3)
         return f1, f2, f3, f4
 
-# %% ../nbs/01_model.ipynb #0c7dbdb4
+# %% ../nbs/01_model.ipynb #c257988f
 def unpool2x(x:torch.Tensor) -> torch.Tensor:
     "Laina's 2x unpooling: (B,C,h,w) -> (B,C,2h,2w) with each value at the top-left of its 2x2 block, zeros elsewhere."
     B, C, h, w = x.shape
@@ -83,7 +83,7 @@ class FastUpConv5(nn.Module):
         "The reference: unpool, then the 5x5 convolution at the upsampled resolution."
         return F.conv2d(unpool2x(x), self.weight, padding=2)
 
-# %% ../nbs/01_model.ipynb #88790b49
+# %% ../nbs/01_model.ipynb #861eafc0
 class UpProjection(nn.Module):
     "Laina et al.'s up-projection: (B,cin,h,w) -> (B,cout,2h,2w); relu(bn(conv3(relu(bn(up5(x))))) + bn(up5'(x)))."
     def __init__(self, cin:int, cout:int):
@@ -101,7 +101,7 @@ class UpProjection(nn.Module):
     def forward(self, x): return self._rest(self.up(x))
     def naive(self, x): return self._rest(self.up.naive(x))
 
-# %% ../nbs/01_model.ipynb #10715a1f
+# %% ../nbs/01_model.ipynb #8f2b3b22
 class UpProjDecoder(nn.Module):
     "Features (f1..f4) of a ResNet -> depth logits (B,1,H/2,W/2) for scale='half', (B,1,H,W) for 'full'."
     def __init__(self, enc_channels=(256, 512, 1024, 2048), scale:str='half'):
@@ -126,7 +126,7 @@ class UpProjDecoder(nn.Module):
             if i < 3: x = x + self.skips[i]((f3, f2, f1)[i])
         return self.head(x)
 
-# %% ../nbs/01_model.ipynb #2a221ab3
+# %% ../nbs/01_model.ipynb #fb1f0304
 class DepthNet(nn.Module):
     "Monocular depth network: img (B,3,H,W) in [0,1], H and W multiples of 32 -> depth (B,1,H/2,W/2) ('half') or (B,1,H,W) ('full'), metres."
     def __init__(self, encoder:str='resnet50',  # resnet18, resnet34 or resnet50 (torchvision)
@@ -138,6 +138,11 @@ class DepthNet(nn.Module):
         self.encoder = ResNetEncoder(encoder, pretrained)
         self.decoder = UpProjDecoder(self.encoder.channels, scale)
         self.max_depth = float(max_depth)
+
+    def set_initial_depth(self, depth:float):
+        "Set the head's bias so that a zero logit means `depth` metres (an untrained network then predicts around it)."
+        with torch.no_grad(): self.decoder.head.bias.fill_(math.log(depth / (self.max_depth - depth)))
+        return self
 
     def forward(self, img:torch.Tensor, naive:bool=False) -> torch.Tensor:
         if img.ndim != 4 or img.shape[1] != 3 or img.shape[-2] % 32 or img.shape[-1] % 32:
@@ -153,7 +158,7 @@ class StereoDepthNet(nn.Module):
         self.right = DepthNet(encoder, pretrained, scale, max_depth)
     def forward(self, img1, img2): return self.left(img1), self.right(img2)
 
-# %% ../nbs/01_model.ipynb #2452fdfa
+# %% ../nbs/01_model.ipynb #2d675105
 def save_depthnet(model:DepthNet, path, hw=None, **extra):
     "Save `model` to `path` with its configuration and training image size `hw`, atomically (temporary file, then rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +200,7 @@ def load_weights(model:DepthNet, state_dict:dict, source='state dict'):
         raise ValueError(f"{source} holds a different architecture ({_describe_state(state_dict)}) than the model "
                          f"(encoder={model.config['encoder']}, scale={model.config['scale']})") from None
 
-# %% ../nbs/01_model.ipynb #dd78c2d6
+# %% ../nbs/01_model.ipynb #ecb6e540
 class SeedUpProjection(UpProjection):
     "The seed's form of an up-projection block, for comparison: stride-2 transposed-convolution upsampling, then 5x5 convolutions at the upsampled resolution."
     def __init__(self, cin, cout):
