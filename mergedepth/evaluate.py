@@ -6,7 +6,7 @@
 __all__ = ['CROPS', 'METRICS', 'crop_mask', 'compute_depth_metrics', 'resize_depth', 'evaluate_folders', 'format_table',
            'write_results', 'eval_cli']
 
-# %% ../nbs/06_evaluate.ipynb #272848e7
+# %% ../nbs/06_evaluate.ipynb #dcce82b7
 import csv, json, math
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .data import read_depth, read_split
 
-# %% ../nbs/06_evaluate.ipynb #211eff09
+# %% ../nbs/06_evaluate.ipynb #d259b56d
 CROPS = {'garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
          'eigen': (0.3324324, 0.91351351, 0.0359477, 0.96405229)}
 METRICS = ('abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'a1', 'a2', 'a3')
@@ -56,7 +56,7 @@ def compute_depth_metrics(pred,                # (H,W) predicted depth, metres (
                 rmse=float(np.sqrt(np.mean((g - p) ** 2))), rmse_log=float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
                 a1=float(np.mean(thresh < 1.25)), a2=float(np.mean(thresh < 1.25 ** 2)), a3=float(np.mean(thresh < 1.25 ** 3)))
 
-# %% ../nbs/06_evaluate.ipynb #028cf24a
+# %% ../nbs/06_evaluate.ipynb #6e395ea2
 def _depth_files(root:Path) -> dict:
     "{relative path without extension: file} for the depth files (.npy, .png) under `root`."
     out = {}

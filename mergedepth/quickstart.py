@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['best_constant', 'save_examples', 'quickstart', 'quickstart_cli']
 
-# %% ../nbs/08_quickstart.ipynb #c6e5b219
+# %% ../nbs/08_quickstart.ipynb #20fe37b0
 import json, os, shutil, time
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from .train import train
 from .infer import infer_stereo
 from .evaluate import evaluate_folders, compute_depth_metrics, format_table, METRICS
 
-# %% ../nbs/08_quickstart.ipynb #3cda9400
+# %% ../nbs/08_quickstart.ipynb #b019b225
 def best_constant(depths) -> float:
     "The constant c minimising sum |d - c| / d over the depths: their weighted median with weights 1/d."
     d = np.sort(np.concatenate([np.asarray(x, np.float64).ravel() for x in depths]))

@@ -7,7 +7,7 @@ __all__ = ['stereo_losses', 'dist_info', 'default_workers', 'setup_device', 'cpu
            'atomic_save', 'rng_state', 'set_rng_state', 'seed_everything', 'save_samples', 'plot_curves', 'validate',
            'train', 'train_cli', 'keep_training_cli']
 
-# %% ../nbs/04_train.ipynb #5c48e43b
+# %% ../nbs/04_train.ipynb #fbbdf277
 import os, sys, json, math, time, random, signal, datetime
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,7 +24,7 @@ from .losses import supervised_loss, reconstruction_loss, reconstruct, consisten
 from .data import KittiStereo, collate_stereo
 from .evaluate import compute_depth_metrics, METRICS
 
-# %% ../nbs/04_train.ipynb #7f60054e
+# %% ../nbs/04_train.ipynb #fa909c38
 def stereo_losses(dl, dr, batch, phase:int, alpha=1., beta=0., gamma=0.5, lidar_in_phase2=0., kind='l2', drop_p=0.,
                   max_depth=120., c_mask=False, r_mask=False, smooth=0.):
     "Weighted training loss of one batch and its parts (a dict of detached scalars)."
@@ -51,7 +51,7 @@ def stereo_losses(dl, dr, batch, phase:int, alpha=1., beta=0., gamma=0.5, lidar_
         loss = loss + smooth * parts['smooth']
     return loss, {k: v.detach() for k, v in parts.items()}
 
-# %% ../nbs/04_train.ipynb #94661715
+# %% ../nbs/04_train.ipynb #83008189
 def dist_info():
     "(rank, world_size, local_rank) from torchrun's environment (0, 1, 0 without it)."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
@@ -100,7 +100,7 @@ class EpochSampler(Sampler):
         return iter(mine[self.skip_batches * self.bs:])
     def __len__(self): return max(self.batches_per_epoch() - self.skip_batches, 0) * self.bs
 
-# %% ../nbs/04_train.ipynb #410e9558
+# %% ../nbs/04_train.ipynb #3e5e4e23
 def atomic_save(obj, path):
     "torch.save to a temporary file beside `path`, then rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def set_rng_state(s:dict):
 def seed_everything(seed:int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
-# %% ../nbs/04_train.ipynb #fea3c1c7
+# %% ../nbs/04_train.ipynb #321ac7c5
 def _turbo(depth:torch.Tensor, vmax:float) -> np.ndarray:
     import matplotlib
     return matplotlib.colormaps['turbo_r'](np.clip(depth.float().cpu().numpy() / vmax, 0, 1))[..., :3]
@@ -180,7 +180,7 @@ def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.) -> dic
     out['const_depth'] = c
     return out
 
-# %% ../nbs/04_train.ipynb #0518eeca
+# %% ../nbs/04_train.ipynb #4d2b7f80
 class _Stop(Exception): "Raised from a signal handler to stop training with a checkpoint."
 
 def _net(encoder, pretrained, scale, max_depth, path=None, init_depth=None):
@@ -202,7 +202,7 @@ def train(data_dir,                       # data folder in the training layout
           l_model_pth=None, r_model_pth=None,  # start from these networks (phase 2: required)
           image_output_dir='images', model_output_dir='models',
           max_steps:int|None=None, checkpoint_every:int|None=None, resume:bool=False,
-          workers:int|None=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool=True, sync_bn:bool=False,
+          workers:int|None=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool|None=None, sync_bn:bool=False,
           print_every:int=100, augmentation:bool=True, train_frac:float|None=None, split:str|None=None, val_split:str|None=None,
           c_mask:bool=False, r_mask:bool=False, max_bad_steps:int=5, progress:bool=True, tensorboard:bool=True,
           compile:bool=False, init_depth:float=10.) -> dict:
@@ -237,7 +237,8 @@ def train(data_dir,                       # data folder in the training layout
     if ck:
         for n, k in zip(nets, ('left', 'right')): load_weights(n, ck[k], f"{ck_path} [{k}]")
     if A.sync_bn and world > 1: nets = [nn.SyncBatchNorm.convert_sync_batchnorm(n) for n in nets]
-    mf = torch.channels_last if A.channels_last else torch.contiguous_format
+    cl = A.channels_last if A.channels_last is not None else dev.type == 'cuda'
+    mf = torch.channels_last if cl else torch.contiguous_format
     nets = [n.to(dev, memory_format=mf).train() for n in nets]
     raw = nets
     if world > 1:
@@ -379,7 +380,7 @@ def train(data_dir,                       # data folder in the training layout
     return dict(step=step, epochs=A.epochs, last=last, val=val, non_finite_steps=bad_total, seconds=time.time() - t_start,
                 models=(str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw))
 
-# %% ../nbs/04_train.ipynb #4765119e
+# %% ../nbs/04_train.ipynb #d47874e1
 def _run_cli(kw:dict):
     kw = {k: v for k, v in kw.items() if k != 'xtra' and k != 'pdb'}
     if kw.get('data_dir') is None: raise SystemExit("--data_dir is required")
@@ -426,7 +427,7 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               seed:int=0,                 # random seed
               device:str='auto',          # auto, cpu, cuda
               precision:str='auto',       # fp32, bf16, fp16 or auto (bf16 on GPUs and on CPUs with native bf16)
-              channels_last:bool_arg=True,# channels-last memory format
+              channels_last:bool_arg=None,# channels-last memory format (default: on for GPUs, off on CPUs)
               sync_bn:bool_arg=False,     # SyncBatchNorm under torchrun (GPUs)
               print_every:int=100,        # sample images every N steps
               augmentation:bool_arg=True, # grayscale, noise and stereo flips
@@ -453,7 +454,7 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               l_model_pth:str=None,       # phase-1 left network
               r_model_pth:str=None,       # phase-1 right network
               image_output_dir:str='images', model_output_dir:str='models', max_steps:int=None, checkpoint_every:int=None,
-              resume:bool_arg=False, workers:int=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool_arg=True,
+              resume:bool_arg=False, workers:int=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool_arg=None,
               sync_bn:bool_arg=False, print_every:int=100, augmentation:bool_arg=True, train_frac:float=None, split:str=None,
               val_split:str=None, c_mask:bool_arg=False, r_mask:bool_arg=False, tensorboard:bool_arg=True, compile:bool_arg=False,
               init_depth:float=10.):      # networks started from scratch predict around this depth at first
