@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['best_constant', 'save_examples', 'quickstart', 'quickstart_cli']
 
-# %% ../nbs/08_quickstart.ipynb #20fe37b0
+# %% ../nbs/08_quickstart.ipynb #5fe49577
 import json, os, shutil, time
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from .train import train
 from .infer import infer_stereo
 from .evaluate import evaluate_folders, compute_depth_metrics, format_table, METRICS
 
-# %% ../nbs/08_quickstart.ipynb #b019b225
+# %% ../nbs/08_quickstart.ipynb #53ddcb25
 def best_constant(depths) -> float:
     "The constant c minimising sum |d - c| / d over the depths: their weighted median with weights 1/d."
     d = np.sort(np.concatenate([np.asarray(x, np.float64).ravel() for x in depths]))
@@ -61,7 +61,8 @@ def quickstart(output_dir='quickstart', # everything goes here
     say(f"rendering {drives * frames} synthetic stereo frames into {out/'data'}")
     data = make_synth(out/'data', drives, frames, hw=(2 * height, 2 * width), seed=seed, workers=2, progress=progress)
     common = dict(encoder=encoder, pretrained=False, height=height, width=width, batch_size=batch_size, workers=workers,
-                  device=device, seed=seed, progress=progress, print_every=100, tensorboard=False, lr_decay=False)
+                  device=device, seed=seed, progress=progress, print_every=100, tensorboard=False, lr_decay=False,
+                  keep_epoch_models=1)
     say("phase 1: lidar + left-right consistency")
     r1 = train(data, phase=1, epochs=epochs1, lr=1e-3, alpha=1., gamma=0.5, supervised_kind='l1',
                image_output_dir=out/'phase1'/'images', model_output_dir=out/'phase1'/'models', **common)

@@ -7,7 +7,7 @@ __all__ = ['stereo_losses', 'dist_info', 'default_workers', 'setup_device', 'cpu
            'atomic_save', 'rng_state', 'set_rng_state', 'seed_everything', 'save_samples', 'plot_curves', 'validate',
            'train', 'train_cli', 'keep_training_cli']
 
-# %% ../nbs/04_train.ipynb #fbbdf277
+# %% ../nbs/04_train.ipynb #d895e2a9
 import os, sys, json, math, time, random, signal, datetime
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,7 +24,7 @@ from .losses import supervised_loss, reconstruction_loss, reconstruct, consisten
 from .data import KittiStereo, collate_stereo
 from .evaluate import compute_depth_metrics, METRICS
 
-# %% ../nbs/04_train.ipynb #fa909c38
+# %% ../nbs/04_train.ipynb #d820a3f4
 def stereo_losses(dl, dr, batch, phase:int, alpha=1., beta=0., gamma=0.5, lidar_in_phase2=0., kind='l2', drop_p=0.,
                   max_depth=120., c_mask=False, r_mask=False, smooth=0.):
     "Weighted training loss of one batch and its parts (a dict of detached scalars)."
@@ -51,7 +51,7 @@ def stereo_losses(dl, dr, batch, phase:int, alpha=1., beta=0., gamma=0.5, lidar_
         loss = loss + smooth * parts['smooth']
     return loss, {k: v.detach() for k, v in parts.items()}
 
-# %% ../nbs/04_train.ipynb #83008189
+# %% ../nbs/04_train.ipynb #fe0c9376
 def dist_info():
     "(rank, world_size, local_rank) from torchrun's environment (0, 1, 0 without it)."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
@@ -100,7 +100,7 @@ class EpochSampler(Sampler):
         return iter(mine[self.skip_batches * self.bs:])
     def __len__(self): return max(self.batches_per_epoch() - self.skip_batches, 0) * self.bs
 
-# %% ../nbs/04_train.ipynb #3e5e4e23
+# %% ../nbs/04_train.ipynb #3a90c73f
 def atomic_save(obj, path):
     "torch.save to a temporary file beside `path`, then rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +118,7 @@ def set_rng_state(s:dict):
 def seed_everything(seed:int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
-# %% ../nbs/04_train.ipynb #321ac7c5
+# %% ../nbs/04_train.ipynb #c26d2f9a
 def _turbo(depth:torch.Tensor, vmax:float) -> np.ndarray:
     import matplotlib
     return matplotlib.colormaps['turbo_r'](np.clip(depth.float().cpu().numpy() / vmax, 0, 1))[..., :3]
@@ -180,7 +180,7 @@ def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.) -> dic
     out['const_depth'] = c
     return out
 
-# %% ../nbs/04_train.ipynb #4d2b7f80
+# %% ../nbs/04_train.ipynb #1e63d1fe
 class _Stop(Exception): "Raised from a signal handler to stop training with a checkpoint."
 
 def _net(encoder, pretrained, scale, max_depth, path=None, init_depth=None):
@@ -205,7 +205,7 @@ def train(data_dir,                       # data folder in the training layout
           workers:int|None=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool|None=None, sync_bn:bool=False,
           print_every:int=100, augmentation:bool=True, train_frac:float|None=None, split:str|None=None, val_split:str|None=None,
           c_mask:bool=False, r_mask:bool=False, max_bad_steps:int=5, progress:bool=True, tensorboard:bool=True,
-          compile:bool=False, init_depth:float=10.) -> dict:
+          compile:bool=False, init_depth:float=10., keep_epoch_models:int|None=None) -> dict:
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
     args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items()}
     dev, rank, world = setup_device(device)
@@ -289,8 +289,11 @@ def train(data_dir,                       # data folder in the training layout
             if why: print(f"saved {ck_path} at step {step} ({why})")
     def save_latest(tag=None):
         if not main: return
+        keep = getattr(A, 'keep_epoch_models', None)
         for n, side in zip(raw, ('left', 'right')):
-            if tag is not None: save_depthnet(n, mod_dir/f'{side}_{tag:02d}.pth', hw=hw, step=step)
+            if tag is not None:
+                save_depthnet(n, mod_dir/f'{side}_{tag:02d}.pth', hw=hw, step=step)
+                if keep and tag - keep >= 0: (mod_dir/f'{side}_{tag - keep:02d}.pth').unlink(missing_ok=True)
             save_depthnet(n, mod_dir/f'{side}.pth', hw=hw, step=step)
 
     log = open(img_dir/'metrics.jsonl', 'a') if main else None
@@ -380,7 +383,7 @@ def train(data_dir,                       # data folder in the training layout
     return dict(step=step, epochs=A.epochs, last=last, val=val, non_finite_steps=bad_total, seconds=time.time() - t_start,
                 models=(str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw))
 
-# %% ../nbs/04_train.ipynb #d47874e1
+# %% ../nbs/04_train.ipynb #65232c1e
 def _run_cli(kw:dict):
     kw = {k: v for k, v in kw.items() if k != 'xtra' and k != 'pdb'}
     if kw.get('data_dir') is None: raise SystemExit("--data_dir is required")
@@ -437,7 +440,8 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               c_mask:bool_arg=False,      # row weighting of the consistency loss
               r_mask:bool_arg=False,      # row weighting of the reconstruction loss
               tensorboard:bool_arg=True,  # TensorBoard logs when tensorboard is installed
-              compile:bool_arg=False):    # torch.compile the networks (GPUs: fuses the memory-bound work)
+              compile:bool_arg=False,     # torch.compile the networks (GPUs: fuses the memory-bound work)
+              keep_epoch_models:int=None):# keep only the last N left_XX.pth/right_XX.pth (default: all)
     "Phase 1: train the left and right depth networks with lidar supervision and left-right consistency."
     _run_cli(dict(locals(), phase=1))
 
@@ -457,7 +461,8 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               resume:bool_arg=False, workers:int=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool_arg=None,
               sync_bn:bool_arg=False, print_every:int=100, augmentation:bool_arg=True, train_frac:float=None, split:str=None,
               val_split:str=None, c_mask:bool_arg=False, r_mask:bool_arg=False, tensorboard:bool_arg=True, compile:bool_arg=False,
-              init_depth:float=10.):      # networks started from scratch predict around this depth at first
+              init_depth:float=10.,       # networks started from scratch predict around this depth at first
+              keep_epoch_models:int=None):# keep only the last N left_XX.pth/right_XX.pth (default: all)
     "Phase 2: continue the phase-1 networks with the stereo reconstruction loss and left-right consistency."
     if not resume and not (l_model_pth and r_model_pth):
         print("note: no --l_model_pth/--r_model_pth: phase 2 starts from new networks (self-supervised from scratch)")
