@@ -84,3 +84,30 @@ def test_errors_name_the_files(synth, tmp_path):
     png.write_bytes(png.read_bytes()[:200])                              # truncated image
     p = run('mergedepth_train', '--data_dir', data, *SMALL, '--workers', 1, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m', check=False)
     assert p.returncode != 0 and '0000000002.png' in p.stdout + p.stderr, p.stderr[-2000:]
+
+def test_ctrl_c_saves_a_checkpoint(synth, tmp_path):
+    args = ['mergedepth_train', '--data_dir', synth, '--epochs', 50, *SMALL, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg'}
+    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    log = tmp_path/'i'/'metrics.jsonl'
+    t0 = time.time()
+    while time.time() - t0 < 300 and not (log.is_file() and log.read_text().count('"kind": "step"') >= 2): time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out[-2000:]
+    ck = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)
+    assert ck['step'] >= 2 and 'interrupted' in out, out[-2000:]
+    p = run(*args, '--resume', 'True', '--max_steps', ck['step'] + 1)
+    assert f"finished: {ck['step'] + 1} steps" in p.stdout, p.stdout
+
+def test_non_finite_losses_stop_with_a_checkpoint(synth, tmp_path):
+    import numpy as np
+    data = tmp_path/'data'; shutil.copytree(synth, data)
+    for f in (data/'left_gt').rglob('*.npy'):                      # every supervised loss becomes inf
+        g = np.load(f); g[g > 0] = np.inf; np.save(f, g)
+    from mergedepth.train import train
+    with pytest.raises(RuntimeError, match='3 non-finite losses in a row'):
+        train(data, epochs=1, batch_size=2, encoder='resnet18', pretrained=False, height=64, width=192, workers=0, print_every=0,
+              progress=False, tensorboard=False, max_bad_steps=3, image_output_dir=tmp_path/'i', model_output_dir=tmp_path/'m')
+    ck = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)
+    assert ck['step'] == 0 and ck['non_finite_steps'] == 3
