@@ -8,7 +8,7 @@ __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'wri
            'collate_stereo', 'value_noise', 'random_scene', 'cast_rays', 'shade', 'render_view', 'synth_intrinsics',
            'write_synth_calib', 'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'prepare_kitti', 'prepare_cli']
 
-# %% ../nbs/03_data.ipynb #f027ede6
+# %% ../nbs/03_data.ipynb #8f8e8583
 import os, re, shutil, time, random, tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -19,9 +19,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
-from .geometry import StereoCalib, read_kitti_calib, read_velodyne, velodyne_to_depth, KittiCalib
+from .geometry import StereoCalib, read_kitti_calib, read_velodyne, velodyne_to_depth, KittiCalib, scatter_nearest
 
-# %% ../nbs/03_data.ipynb #75aa794c
+# %% ../nbs/03_data.ipynb #ed20963b
 IMG_EXTS = ('.png', '.jpg', '.jpeg')
 GT_EXTS = ('.npy', '.png')
 _DRIVE_RE = re.compile(r'^(\d{4}_\d{2}_\d{2})_drive_\d{4}_sync$')
@@ -38,7 +38,7 @@ def _find(folder:Path, stem:str, exts) -> Path|None:
         if (folder/(stem + e)).is_file(): return folder/(stem + e)
     return None
 
-# %% ../nbs/03_data.ipynb #a64e20a4
+# %% ../nbs/03_data.ipynb #3abbc492
 def read_depth(path) -> np.ndarray:
     "A depth map (H,W) float32 in metres from `.npy` (metres) or a 16-bit PNG (metres x 256); errors name the file."
     path = Path(path)
@@ -70,7 +70,7 @@ def read_image(path) -> torch.Tensor:
     except Exception as e: raise RuntimeError(f"cannot read image {path}: {e}") from e
     return torch.from_numpy(a).permute(2, 0, 1).float().div_(255)
 
-# %% ../nbs/03_data.ipynb #8619689f
+# %% ../nbs/03_data.ipynb #61ba631d
 def resize_sparse_depth(depth:np.ndarray, hw) -> np.ndarray:
     "Sparse depth (H,W) -> (h,w): each point moves to its nearest pixel under the resize; the nearest depth wins."
     H, W = depth.shape; h, w = hw
@@ -79,13 +79,9 @@ def resize_sparse_depth(depth:np.ndarray, hw) -> np.ndarray:
     z = depth[v, u]
     u2 = np.clip(np.round((u + 0.5) * w / W - 0.5).astype(np.int64), 0, w - 1)
     v2 = np.clip(np.round((v + 0.5) * h / H - 0.5).astype(np.int64), 0, h - 1)
-    idx = v2 * w + u2
-    order = np.lexsort((z, idx)); idx, z = idx[order], z[order]
-    first = np.ones(len(idx), bool); first[1:] = idx[1:] != idx[:-1]
-    out = np.zeros(h * w, np.float32); out[idx[first]] = z[first]
-    return out.reshape(h, w)
+    return scatter_nearest(v2 * w + u2, z, (h, w))
 
-# %% ../nbs/03_data.ipynb #1a812c83
+# %% ../nbs/03_data.ipynb #5bd829fe
 def read_split(path) -> list:
     "`(drive, frame)` pairs from a split file of '<drive> <frame>' lines (blank lines and '#' comments skipped)."
     out = []
@@ -127,7 +123,7 @@ def check_frames(data_dir, frames, need_gt:bool=True) -> dict:
 @lru_cache(maxsize=64)
 def _calib(date_dir:str) -> KittiCalib: return read_kitti_calib(date_dir)
 
-# %% ../nbs/03_data.ipynb #e0643375
+# %% ../nbs/03_data.ipynb #66f14cd2
 class KittiStereo(Dataset):
     "Stereo frames of a mergedepth data folder: images resized to `hw`, sparse lidar in both views, and the rig."
     def __init__(self, data_dir,                # folder in the training layout
@@ -207,7 +203,7 @@ def collate_stereo(samples) -> dict:
     out['name'] = [s['name'] for s in samples]
     return out
 
-# %% ../nbs/03_data.ipynb #e3f02668
+# %% ../nbs/03_data.ipynb #fd482776
 def _hash3(ix, iy, iz, seed:int):
     "Deterministic pseudo-random values in [0,1) for integer lattice points."
     h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791) ^ (seed * 2654435761)
@@ -289,7 +285,7 @@ def render_view(scene:dict, K:np.ndarray, centre, hw):
     rgb = shade(scene, P, obj, nrm, depth / K[0, 0])
     return rgb.reshape(h, w, 3), depth.reshape(h, w).astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #ff289311
+# %% ../nbs/03_data.ipynb #fd566873
 SYNTH_DATE = '2000_01_01'
 _VELO_R = np.array([[0., -1, 0], [0, 0, -1], [1, 0, 0]])      # velodyne (x fwd, y left, z up) -> camera (x right, y down, z fwd)
 _VELO_IN_CAM0 = np.array([-0.06, -0.08, -0.27])               # scanner origin in camera-0 coordinates
@@ -327,7 +323,7 @@ def simulate_lidar(scene:dict, fov_deg:float=100., az_step:float=0.09, rng=None)
     pts = dv[ok] * s[ok, None]
     return np.concatenate([pts, np.full((len(pts), 1), 0.5)], 1).astype(np.float32)
 
-# %% ../nbs/03_data.ipynb #bd361954
+# %% ../nbs/03_data.ipynb #480b1c85
 def _synth_frame(args):
     out, drive, i, hw, seed = args
     paths = [out/'left_imgs'/drive/f'{i:010d}.png', out/'right_imgs'/drive/f'{i:010d}.png',
@@ -386,7 +382,7 @@ def synth_cli(output_dir:str=None, # folder to write the synthetic data into
     out = make_synth(output_dir, drives, frames, (height, width), seed, workers)
     print(f"wrote {drives * frames} synthetic stereo frames ({height}x{width}) to {out} in {time.time() - t:.0f} s")
 
-# %% ../nbs/03_data.ipynb #b70c0331
+# %% ../nbs/03_data.ipynb #11687861
 def _prepare_frame(args):
     "Convert one raw frame; returns 'done', 'skipped' or an error string."
     raw_drive, out, drive, frame, gt_ext = args

@@ -6,9 +6,9 @@
 __all__ = ['kitti_sample_dir', 'CalibError', 'read_calib_file', 'KittiCalib', 'read_kitti_calib', 'StereoCalib', 'PixelGrid',
            'BackprojectDepth', 'Project3D', 'backproject', 'project', 'depth_to_disparity', 'disparity_to_depth',
            'warp_coords', 'inverse_warp', 'cross_view_depth', 'render_plane', 'smooth_texture', 'velodyne_to_depth',
-           'read_velodyne']
+           'scatter_nearest', 'read_velodyne']
 
-# %% ../nbs/00_geometry.ipynb #1e72f327
+# %% ../nbs/00_geometry.ipynb #c347a636
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# %% ../nbs/00_geometry.ipynb #2c013f3c
+# %% ../nbs/00_geometry.ipynb #d791121c
 def kitti_sample_dir(required:bool|None=None # raise when absent; default: only when the `CI` variable is set
                     ) -> Path|None:
     "The folder of real KITTI sample frames: `$MERGEDEPTH_KITTI_SAMPLE`, or `shared/kitti_sample` beside a parent of the working directory or of this package."
@@ -33,7 +33,7 @@ def kitti_sample_dir(required:bool|None=None # raise when absent; default: only 
     print("KITTI sample data not found (set MERGEDEPTH_KITTI_SAMPLE); skipping the cells that need it")
     return None
 
-# %% ../nbs/00_geometry.ipynb #ce52fca7
+# %% ../nbs/00_geometry.ipynb #efa0cc2c
 class CalibError(ValueError):
     "A calibration file is missing, incomplete or malformed; the message names the file and the key."
 
@@ -60,7 +60,7 @@ def _get(d:dict, path, key, n:int, shape=None) -> np.ndarray:
     if not isinstance(v, np.ndarray) or v.size != n: raise CalibError(f"{path}: key {key!r} should hold {n} numbers, found {getattr(v, 'size', v)}")
     return v.reshape(shape) if shape else v
 
-# %% ../nbs/00_geometry.ipynb #714f17fb
+# %% ../nbs/00_geometry.ipynb #fe762ddc
 @dataclass
 class KittiCalib:
     "Calibration of one KITTI recording date, for rectified images."
@@ -98,7 +98,7 @@ def read_kitti_calib(path) -> KittiCalib:
     Tv[:3, :3] = _get(vc, fv, 'R', 9, (3, 3)); Tv[:3, 3] = _get(vc, fv, 'T', 3)
     return KittiCalib(P, _get(cc, fc, 'R_rect_00', 9, (3, 3)), Tv, sizes, path)
 
-# %% ../nbs/00_geometry.ipynb #231f58f2
+# %% ../nbs/00_geometry.ipynb #8d866c0c
 def _t(x, dtype=None) -> torch.Tensor:
     "A tensor from numpy / list / tensor; numpy float64 stays float64, other numbers become float32."
     if isinstance(x, torch.Tensor): return x if dtype is None else x.to(dtype)
@@ -178,7 +178,7 @@ class StereoCalib:
         fx = self.K1[..., 0, 0].flatten()[0].item()
         return f"StereoCalib({b}hw={self.hw}, fx={fx:.2f}, baseline={self.t.norm(dim=-1).flatten()[0].item():.4f} m)"
 
-# %% ../nbs/00_geometry.ipynb #03e2e5aa
+# %% ../nbs/00_geometry.ipynb #688f0c6e
 class PixelGrid(nn.Module):
     "Homogeneous pixel coordinates (3, H*W), cached per (H, W, device, dtype)."
     def __init__(self): super().__init__(); self._cache = {}
@@ -214,7 +214,7 @@ def project(X, K):
     "Functional `Project3D`."
     return _project(X, K)
 
-# %% ../nbs/00_geometry.ipynb #83c981d1
+# %% ../nbs/00_geometry.ipynb #9c95978b
 def depth_to_disparity(depth, f, baseline, eps:float=1e-6):
     "Disparity in pixels of camera-z `depth` in metres (0 stays 0)."
     return torch.where(depth > eps, f * baseline / depth.clamp(min=eps), torch.zeros_like(depth))
@@ -223,7 +223,7 @@ def disparity_to_depth(disp, f, baseline, eps:float=1e-6):
     "Depth in metres from disparity in pixels (0 stays 0)."
     return torch.where(disp > eps, f * baseline / disp.clamp(min=eps), torch.zeros_like(disp))
 
-# %% ../nbs/00_geometry.ipynb #c0b85dcb
+# %% ../nbs/00_geometry.ipynb #6f39b171
 def warp_coords(depth:torch.Tensor,  # (B,1,H,W) camera-z depth of the target view, metres
                 K_tgt, K_src, R, t,  # as in `inverse_warp`
                 src_hw,              # (Hs, Ws) of the source image
@@ -256,7 +256,7 @@ def inverse_warp(src:torch.Tensor,    # (B,C,Hs,Ws) source image (or any map) to
     warped = F.grid_sample(src, grid.to(src.dtype), mode='bilinear', padding_mode=padding_mode, align_corners=True)
     return warped, valid
 
-# %% ../nbs/00_geometry.ipynb #ca30ab83
+# %% ../nbs/00_geometry.ipynb #4dc604ea
 def cross_view_depth(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
                      depth2:torch.Tensor,  # (B,1,H,W) depth of view 2, metres
                      calib:'StereoCalib'): # the rig (camera 1 = the view of depth1), resized to the maps' size here
@@ -272,7 +272,7 @@ def cross_view_depth(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
     valid = valid & (d2.reshape(B, 1, h, w) > 1e-3) & (depth1 > 1e-3) & (d1_hat > 1e-3)
     return d1_hat, valid
 
-# %% ../nbs/00_geometry.ipynb #fe71a24e
+# %% ../nbs/00_geometry.ipynb #284530b1
 def render_plane(K, R, t, hw, Z:float, texture):
     "Render the plane z = Z (in camera-1 coordinates) as seen by a camera with `X_cam = R X1 + t`; `texture(x, y) -> (C, N)`. Returns (C,H,W)."
     h, w = hw
@@ -290,7 +290,7 @@ def smooth_texture(x, y):
                         0.5 + 0.4 * torch.cos(1.7 * x - 2.9 * y),
                         0.5 + 0.3 * torch.sin(0.9 * x + 4.1 * y)]).float()
 
-# %% ../nbs/00_geometry.ipynb #e2c6b982
+# %% ../nbs/00_geometry.ipynb #9de71c3c
 def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y, z[, reflectance]), metres
                       calib:KittiCalib,   # the date's calibration
                       cam:int=2,          # camera to project into (2 = left colour, 3 = right colour)
@@ -312,13 +312,16 @@ def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y
     u, v = np.round(p[:, 0] / z).astype(np.int64), np.round(p[:, 1] / z).astype(np.int64)
     if rounding == 'devkit': u, v = u - 1, v - 1
     inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
-    idx, z = v[inside] * W + u[inside], z[inside]
+    return scatter_nearest(v[inside] * W + u[inside], z[inside], (H, W))
+
+def scatter_nearest(idx:np.ndarray, z:np.ndarray, hw) -> np.ndarray:
+    "Sparse depth map (H,W) float32 with depth `z` at flat pixel indices `idx`; where several land on one pixel the nearest wins."
     order = np.lexsort((z, idx))                                       # by pixel, then nearest first
     idx, z = idx[order], z[order]
     first = np.ones(len(idx), bool); first[1:] = idx[1:] != idx[:-1]   # the nearest point of each pixel
-    depth = np.zeros(H * W, np.float32)
+    depth = np.zeros(hw[0] * hw[1], np.float32)
     depth[idx[first]] = z[first]
-    return depth.reshape(H, W)
+    return depth.reshape(hw)
 
 def read_velodyne(path) -> np.ndarray:
     "A KITTI velodyne `.bin` scan as an (N,4) float32 array (x, y, z, reflectance)."

@@ -7,9 +7,8 @@ __all__ = ['stereo_losses', 'dist_info', 'default_workers', 'setup_device', 'cpu
            'atomic_save', 'rng_state', 'set_rng_state', 'seed_everything', 'save_samples', 'plot_curves', 'validate',
            'train', 'train_cli', 'keep_training_cli']
 
-# %% ../nbs/04_train.ipynb #b241e549
+# %% ../nbs/04_train.ipynb #a7659df4
 import os, sys, json, math, time, random, signal, datetime
-from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from .losses import supervised_loss, reconstruction_loss, reconstruct, consisten
 from .data import KittiStereo, collate_stereo
 from .evaluate import compute_depth_metrics, METRICS
 
-# %% ../nbs/04_train.ipynb #8347862d
+# %% ../nbs/04_train.ipynb #754c61ef
 def stereo_losses(dl, dr, batch, phase:int, alpha=1., beta=0., gamma=0.5, lidar_in_phase2=0., kind='l2', drop_p=0.,
                   max_depth=120., c_mask=False, r_mask=False, smooth=0.):
     "Weighted training loss of one batch and its parts (a dict of detached scalars)."
@@ -51,7 +50,7 @@ def stereo_losses(dl, dr, batch, phase:int, alpha=1., beta=0., gamma=0.5, lidar_
         loss = loss + smooth * parts['smooth']
     return loss, {k: v.detach() for k, v in parts.items()}
 
-# %% ../nbs/04_train.ipynb #02acb800
+# %% ../nbs/04_train.ipynb #4f344478
 def dist_info():
     "(rank, world_size, local_rank) from torchrun's environment (0, 1, 0 without it)."
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
@@ -100,7 +99,7 @@ class EpochSampler(Sampler):
         return iter(mine[self.skip_batches * self.bs:])
     def __len__(self): return max(self.batches_per_epoch() - self.skip_batches, 0) * self.bs
 
-# %% ../nbs/04_train.ipynb #a5afdf6c
+# %% ../nbs/04_train.ipynb #09e431c3
 def atomic_save(obj, path):
     "torch.save to a temporary file beside `path`, then rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +117,7 @@ def set_rng_state(s:dict):
 def seed_everything(seed:int):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
-# %% ../nbs/04_train.ipynb #80dc719c
+# %% ../nbs/04_train.ipynb #d3807860
 def _turbo(depth:torch.Tensor, vmax:float) -> np.ndarray:
     import matplotlib
     return matplotlib.colormaps['turbo_r'](np.clip(depth.float().cpu().numpy() / vmax, 0, 1))[..., :3]
@@ -180,7 +179,7 @@ def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.) -> dic
     out['const_depth'] = c
     return out
 
-# %% ../nbs/04_train.ipynb #75402011
+# %% ../nbs/04_train.ipynb #2cb72920
 class _Stop(Exception): "Raised from a signal handler to stop training with a checkpoint."
 
 def _net(encoder, pretrained, scale, max_depth, path=None, init_depth=None):
@@ -383,7 +382,7 @@ def train(data_dir,                       # data folder in the training layout
     return dict(step=step, epochs=A.epochs, last=last, val=val, non_finite_steps=bad_total, seconds=time.time() - t_start,
                 models=(str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw))
 
-# %% ../nbs/04_train.ipynb #e7451d00
+# %% ../nbs/04_train.ipynb #d8c44575
 def _run_cli(kw:dict):
     kw = {k: v for k, v in kw.items() if k != 'xtra' and k != 'pdb'}
     if kw.get('data_dir') is None: raise SystemExit("--data_dir is required")
