@@ -54,7 +54,7 @@ class ResNetEncoder(nn.Module):
         f1 = self.layer1(x); f2 = self.layer2(f1); f3 = self.layer3(f2); f4 = self.layer4(f3)
         return f1, f2, f3, f4
 
-# %% ../nbs/01_model.ipynb #c257988f
+# %% ../nbs/01_model.ipynb #ba0c6c98
 def unpool2x(x:torch.Tensor) -> torch.Tensor:
     "Laina's 2x unpooling: (B,C,h,w) -> (B,C,2h,2w) with each value at the top-left of its 2x2 block, zeros elsewhere."
     B, C, h, w = x.shape
@@ -62,19 +62,29 @@ def unpool2x(x:torch.Tensor) -> torch.Tensor:
     out[:, :, 0::2, 0::2] = x
     return out
 
+_PARITY = {'w_ee': (0, 0), 'w_eo': (0, 1), 'w_oe': (1, 0), 'w_oo': (1, 1)}    # kernel -> (row, column) parity of its taps
+
 class FastUpConv5(nn.Module):
     "2x unpooling followed by a 5x5 convolution (padding 2), computed as four convolutions (3x3, 3x2, 2x3, 2x2) on the low-resolution map, interleaved."
     def __init__(self, cin:int, cout:int):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(cout, cin, 5, 5))
-        nn.init.kaiming_normal_(self.weight, mode='fan_out', nonlinearity='relu')
+        w = torch.empty(cout, cin, 5, 5)
+        nn.init.kaiming_normal_(w, mode='fan_out', nonlinearity='relu')    # as for the 5x5 kernel it stands for
+        for name, (a, b) in _PARITY.items(): setattr(self, name, nn.Parameter(w[:, :, a::2, b::2].clone()))
+        self._register_load_state_dict_pre_hook(_split_5x5)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        "The equivalent 5x5 kernel (cout, cin, 5, 5)."
+        w = self.w_ee.new_zeros(*self.w_ee.shape[:2], 5, 5)
+        for name, (a, b) in _PARITY.items(): w[:, :, a::2, b::2] = getattr(self, name)
+        return w
 
     def forward(self, x:torch.Tensor) -> torch.Tensor:
-        w, xp = self.weight, F.pad(x, (1, 1, 1, 1))
-        ee = F.conv2d(xp, w[:, :, 0::2, 0::2])                  # (even row, even col): 3x3
-        eo = F.conv2d(xp[:, :, :, 1:], w[:, :, 0::2, 1::2])     # (even, odd): 3x2
-        oe = F.conv2d(xp[:, :, 1:, :], w[:, :, 1::2, 0::2])     # (odd, even): 2x3
-        oo = F.conv2d(xp[:, :, 1:, 1:], w[:, :, 1::2, 1::2])    # (odd, odd): 2x2
+        ee = F.conv2d(F.pad(x, (1, 1, 1, 1)), self.w_ee)       # (even row, even col): 3x3
+        eo = F.conv2d(F.pad(x, (0, 1, 1, 1)), self.w_eo)       # (even, odd): 3x2
+        oe = F.conv2d(F.pad(x, (1, 1, 0, 1)), self.w_oe)       # (odd, even): 2x3
+        oo = F.conv2d(F.pad(x, (0, 1, 0, 1)), self.w_oo)       # (odd, odd): 2x2
         B, C, h, wd = ee.shape
         # channel c*4 + 2a + b of the stack goes to output pixel (2m+a, 2n+b)
         return F.pixel_shuffle(torch.stack([ee, eo, oe, oo], 2).reshape(B, C * 4, h, wd), 2)
@@ -82,6 +92,13 @@ class FastUpConv5(nn.Module):
     def naive(self, x:torch.Tensor) -> torch.Tensor:
         "The reference: unpool, then the 5x5 convolution at the upsampled resolution."
         return F.conv2d(unpool2x(x), self.weight, padding=2)
+
+def _split_5x5(state_dict, prefix, *args):
+    "Load hook: a state dict with one 5x5 `weight` (earlier files) is split into the four parity kernels."
+    w = state_dict.pop(prefix + 'weight', None)
+    if w is not None and w.ndim == 4 and w.shape[-2:] == (5, 5):
+        for name, (a, b) in _PARITY.items(): state_dict[prefix + name] = w[:, :, a::2, b::2].contiguous()
+    elif w is not None: state_dict[prefix + 'weight'] = w
 
 # %% ../nbs/01_model.ipynb #861eafc0
 class UpProjection(nn.Module):
@@ -200,13 +217,14 @@ def load_weights(model:DepthNet, state_dict:dict, source='state dict'):
         raise ValueError(f"{source} holds a different architecture ({_describe_state(state_dict)}) than the model "
                          f"(encoder={model.config['encoder']}, scale={model.config['scale']})") from None
 
-# %% ../nbs/01_model.ipynb #ecb6e540
+# %% ../nbs/01_model.ipynb #055f4df0
 class SeedUpProjection(UpProjection):
     "The seed's form of an up-projection block, for comparison: stride-2 transposed-convolution upsampling, then 5x5 convolutions at the upsampled resolution."
     def __init__(self, cin, cout):
         super().__init__(cin, cout)
         self.upsample = nn.ConvTranspose2d(cin, cin, 2, stride=2, groups=cin, bias=False)
-    def forward(self, x): return self._rest(F.conv2d(self.upsample(x), self.up.weight, padding=2))
+        self.weight5 = nn.Parameter(self.up.weight.detach().clone()); del self.up     # one plain 5x5 kernel
+    def forward(self, x): return self._rest(F.conv2d(self.upsample(x), self.weight5, padding=2))
 
 def seed_design(net:DepthNet) -> DepthNet:
     "`net` with its up-projection blocks swapped for the seed's form (in place)."
