@@ -1,9 +1,9 @@
-"mergedepth_synth and mergedepth_prepare end to end, including a prepare run killed midway and resumed."
+"mergedepth_synth and mergedepth_prepare end to end, including a prepare run killed midway and resumed, and frames stored at the training size."
 import shutil, signal, subprocess, time, os
 from pathlib import Path
 import numpy as np
 from conftest import run
-from mergedepth.data import read_depth, list_frames, KittiStereo
+from mergedepth.data import read_depth, list_frames, KittiStereo, sample_raw_tree
 from mergedepth.geometry import read_kitti_calib, read_velodyne, velodyne_to_depth
 
 def test_synth_layout(synth):
@@ -15,14 +15,7 @@ def test_synth_layout(synth):
     assert (s['right_gt'] > 0).sum() > 100
 
 def raw_tree(root:Path, sample:Path, n:int) -> Path:
-    "A KITTI raw tree of n frames built from the real sample frame (its left image stands in for both cameras)."
-    drv = root/'2011_09_26'/'2011_09_26_drive_0001_sync'
-    for sub in ('image_02/data', 'image_03/data', 'velodyne_points/data'): (drv/sub).mkdir(parents=True)
-    for f in ('calib_cam_to_cam.txt', 'calib_velo_to_cam.txt'): shutil.copy(sample/'2011_09_26'/f, root/'2011_09_26'/f)
-    for i in range(n):
-        for cam in ('image_02', 'image_03'): shutil.copy(sample/'lidar_frame'/'image_02.png', drv/cam/'data'/f'{i:010d}.png')
-        shutil.copy(sample/'lidar_frame'/'velodyne.bin', drv/'velodyne_points'/'data'/f'{i:010d}.bin')
-    return drv
+    return sample_raw_tree(root, n, sample)
 
 def test_prepare_twice(tmp_path, kitti_sample):
     drv = raw_tree(tmp_path/'raw', kitti_sample, 3)
@@ -53,3 +46,19 @@ def test_prepare_killed_then_resumed(tmp_path, kitti_sample):
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out)
     assert f'{n} frame(s)' in p.stdout
     assert len(list((out/'right_gt').rglob('*.npy'))) == n and not list(out.rglob('*.tmp*'))
+
+def test_prepare_at_training_size(tmp_path, kitti_sample):
+    "--image_size stores images and lidar maps at the training size; a folder keeps one size; a bad size is named."
+    from mergedepth.data import read_image_size
+    drv = raw_tree(tmp_path/'raw', kitti_sample, 2)
+    out = tmp_path/'small'
+    run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out, '--image_size', '192x640')
+    assert read_image_size(out/'left_imgs'/drv.name/'0000000000.png') == (192, 640)
+    gt = read_depth(out/'right_gt'/drv.name/'0000000001.npy')
+    assert gt.shape == (192, 640) and 8000 < (gt > 0).sum() < 19215          # points merge where several meet one pixel
+    s = KittiStereo(out, hw=(192, 640))[1]
+    assert s['left'].shape == (3, 192, 640) and s['calib'].hw == (192, 640)
+    p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out, check=False)
+    assert p.returncode != 0 and 'already holds frames at 192x640' in p.stderr, p.stderr
+    p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'x', '--image_size', '192by640', check=False)
+    assert p.returncode != 0 and 'should look like 192x640' in p.stderr, p.stderr
