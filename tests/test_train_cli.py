@@ -1,7 +1,7 @@
-"Both training CLIs end to end, kill -9 and resume, torchrun on two CPU processes, and errors that name files."
+"Both training CLIs end to end, kill -9 and resume, signals, torchrun on two CPU processes and two rendezvous nodes, a failing rank, fp16, and errors that name files."
 import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
-import pytest, torch
+import numpy as np, pytest, torch
 from conftest import run, ROOT
 
 SMALL = ['--encoder', 'resnet18', '--pretrained', 'False', '--height', 64, '--width', 192, '--batch_size', 2,
@@ -85,14 +85,16 @@ def test_errors_name_the_files(synth, tmp_path):
     p = run('mergedepth_train', '--data_dir', data, *SMALL, '--workers', 1, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m', check=False)
     assert p.returncode != 0 and '0000000002.png' in p.stdout + p.stderr, p.stderr[-2000:]
 
-def test_ctrl_c_saves_a_checkpoint(synth, tmp_path):
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['ctrl-c', 'sigterm'])
+def test_signal_saves_a_checkpoint(synth, tmp_path, sig):
+    "Ctrl-C (SIGINT) or SIGTERM (a scheduler's pre-emption) saves a checkpoint, exits 130, and --resume continues."
     args = ['mergedepth_train', '--data_dir', synth, '--epochs', 50, *SMALL, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
     env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg'}
     proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     log = tmp_path/'i'/'metrics.jsonl'
     t0 = time.time()
     while time.time() - t0 < 300 and not (log.is_file() and log.read_text().count('"kind": "step"') >= 2): time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out[-2000:]
     ck = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)
@@ -101,7 +103,6 @@ def test_ctrl_c_saves_a_checkpoint(synth, tmp_path):
     assert f"finished: {ck['step'] + 1} steps" in p.stdout, p.stdout
 
 def test_non_finite_losses_stop_with_a_checkpoint(synth, tmp_path):
-    import numpy as np
     data = tmp_path/'data'; shutil.copytree(synth, data)
     for f in (data/'left_gt').rglob('*.npy'):                      # every supervised loss becomes inf
         g = np.load(f); g[g > 0] = np.inf; np.save(f, g)
@@ -111,3 +112,65 @@ def test_non_finite_losses_stop_with_a_checkpoint(synth, tmp_path):
               progress=False, tensorboard=False, max_bad_steps=3, image_output_dir=tmp_path/'i', model_output_dir=tmp_path/'m')
     ck = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)
     assert ck['step'] == 0 and ck['non_finite_steps'] == 3
+
+FAILING = """
+import os, sys
+import mergedepth.train as T
+from mergedepth.train import train
+calls = [0]
+orig = T.stereo_losses
+def failing(*a, **k):
+    calls[0] += 1
+    if os.environ['RANK'] == '1' and calls[0] == 3: raise MemoryError('simulated failure of rank 1 at its third step')
+    return orig(*a, **k)
+T.stereo_losses = failing
+data, out = sys.argv[1], sys.argv[2]
+train(data, epochs=20, batch_size=2, encoder='resnet18', pretrained=False, height=64, width=192, workers=0, print_every=0,
+      checkpoint_every=1, progress=False, tensorboard=False, image_output_dir=out + '/img', model_output_dir=out + '/mod')
+"""
+
+def test_a_failing_rank_ends_the_job(synth, tmp_path):
+    "One rank dies mid-training: torchrun stops the other one and exits non-zero instead of hanging in a collective."
+    helper = tmp_path/'failing.py'; helper.write_text(FAILING)
+    t0 = time.time()
+    p = run(sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', 2, helper, synth, tmp_path,
+            check=False, timeout=300)
+    assert p.returncode != 0, p.stdout[-2000:]
+    assert 'simulated failure of rank 1' in p.stdout + p.stderr, p.stderr[-3000:]
+    assert time.time() - t0 < 240, f"the job took {time.time() - t0:.0f} s to end"
+    ck = torch.load(tmp_path/'mod'/'checkpoint.pt', weights_only=False)
+    assert ck['step'] == 2, ck['step']                   # rank 0's last complete step before rank 1 died
+
+def test_two_nodes_rendezvous(synth, tmp_path):
+    "Two torchrun launchers meet through a c10d rendezvous (as two machines would) and train as one job of 2 ranks."
+    import socket
+    with socket.socket() as s_: s_.bind(('127.0.0.1', 0)); port = s_.getsockname()[1]
+    helper = tmp_path/'ddp_helper.py'; helper.write_text(HELPER)
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg', 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '2', '--nproc_per_node', '1', '--rdzv_backend', 'c10d',
+           '--rdzv_endpoint', f'127.0.0.1:{port}', '--rdzv_id', 'mergedepth-test', str(helper), str(synth), str(tmp_path)]
+    nodes = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for _ in range(2)]
+    outs = [n.communicate(timeout=900)[0] for n in nodes]
+    assert all(n.returncode == 0 for n in nodes), '\n'.join(o[-2000:] for o in outs)
+    r0, r1 = torch.load(tmp_path/'rank0.pt'), torch.load(tmp_path/'rank1.pt')
+    assert r0['step'] == r1['step'] == 4
+    for side in ('left', 'right'):
+        params = [k for k in r0[side] if 'running' not in k and 'num_batches' not in k]
+        assert all(torch.equal(r0[side][k], r1[side][k]) for k in params), side
+
+def test_fp16_trains_with_loss_scaling(synth, tmp_path):
+    "--precision fp16: autocast in float16 with a GradScaler whose state is checkpointed (and restored on resume)."
+    from mergedepth.train import train
+    kw = dict(epochs=1, batch_size=2, encoder='resnet18', pretrained=False, height=64, width=192, workers=0, print_every=0,
+              progress=False, tensorboard=False, device='cpu', precision='fp16', image_output_dir=tmp_path/'i', model_output_dir=tmp_path/'m')
+    res = train(synth, max_steps=2, **kw)
+    ck = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)
+    assert res['step'] == 2 and ck['scaler'].get('scale', 0) > 0, ck['scaler']          # a disabled scaler saves {}
+    assert all(torch.isfinite(v).all() for v in ck['left'].values() if v.is_floating_point())
+    res = train(synth, resume=True, **kw)
+    assert res['step'] == 4 and np.isfinite(res['last']['loss'])
+
+def test_sync_bn_on_cpu_is_refused(synth, tmp_path):
+    from mergedepth.train import train
+    with pytest.raises(ValueError, match='SyncBatchNorm does not run on the CPU'):
+        train(synth, device='cpu', sync_bn=True, encoder='resnet18', pretrained=False, image_output_dir=tmp_path/'i', model_output_dir=tmp_path/'m')
