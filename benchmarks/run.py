@@ -60,11 +60,19 @@ def make_batch(B, hw, dev):
                 right=torch.rand(B, 3, *hw, device=dev).contiguous(memory_format=torch.channels_last),
                 left_gt=gt, right_gt=gt.clone(), calib=rig)
 
+def bench_loss(phase):
+    "The loss every benchmark step uses: all terms of `phase` on, weight 1."
+    return lambda dl, dr, b: stereo_losses(dl, dr, b, phase, alpha=1., beta=1., gamma=1.)
+
+def graphed(nets, params_of, phase, dtype):
+    "A GraphedStep over `nets` (plain or compiled) with fresh fused Adam optimizers for the parameters of `params_of`."
+    return GraphedStep(nets, adam(params_of), bench_loss(phase), dtype, warmup=2)
+
 def step_flops(nets, batch, phase):
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
         dl, dr = nets[0](batch['left']), nets[1](batch['right'])
-        loss, _ = stereo_losses(dl, dr, batch, phase, alpha=1, beta=1, gamma=1)
+        loss, _ = bench_loss(phase)(dl, dr, batch)
         loss.backward()
     for n in nets: n.zero_grad(set_to_none=True)
     return fc.get_total_flops()
@@ -77,7 +85,7 @@ def step_breakdown(nets, opts, batch, phase, dev, dtype, runs):
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             dl, dr = nets[0](batch['left']), nets[1](batch['right'])
         sync(dev); t1 = time.perf_counter()
-        loss, _ = stereo_losses(dl, dr, batch, phase, alpha=1., beta=1., gamma=1.)
+        loss, _ = bench_loss(phase)(dl, dr, batch)
         sync(dev); t2 = time.perf_counter()
         loss.backward()
         sync(dev); t3 = time.perf_counter()
@@ -91,7 +99,7 @@ def adam(nets, fused=True):
 
 def graphed_time(nets, batch, phase, dev, dtype, runs):
     "Median seconds of a whole training step recorded as a CUDA graph (GraphedStep) and replayed."
-    gs = GraphedStep(nets, adam(nets), lambda dl, dr, b: stereo_losses(dl, dr, b, phase, alpha=1., beta=1., gamma=1.), dtype, warmup=2)
+    gs = graphed(nets, nets, phase, dtype)
     return timed(lambda: gs(batch), dev, warmup=4, runs=runs)
 
 KERNEL_KINDS = [('convolution and matrix products', ('conv', 'gemm', 'cutlass', 'xmma', 'sm90', 'sm80', 'implicit', 'wgrad', 'dgrad', 'cudnn', 'nhwc', 'nchw')),
@@ -127,13 +135,13 @@ def profile(a, dev):
         if how and 'compile' in how:
             cnets = cnets or [torch.compile(n) for n in nets]; ns = cnets
         if how and 'graph' in how:
-            gs = GraphedStep(ns, adam(nets), lambda dl, dr, b: stereo_losses(dl, dr, b, 2, alpha=1., beta=1., gamma=1.), dtype, warmup=2)
+            gs = graphed(ns, nets, 2, dtype)
             fn = lambda: gs(batch)
         else:
             def fn():
                 with torch.autocast(dev.type, dtype=dtype):
                     dl, dr = ns[0](batch['left']), ns[1](batch['right'])
-                loss, _ = stereo_losses(dl, dr, batch, 2, alpha=1., beta=1., gamma=1.)
+                loss, _ = bench_loss(2)(dl, dr, batch)
                 loss.backward()
                 for o in opts: o.step(); o.zero_grad(set_to_none=True)
         for _ in range(4 if cuda else 1): fn()

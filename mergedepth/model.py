@@ -217,7 +217,7 @@ def load_weights(model:DepthNet, state_dict:dict, source='state dict'):
         raise ValueError(f"{source} holds a different architecture ({_describe_state(state_dict)}) than the model "
                          f"(encoder={model.config['encoder']}, scale={model.config['scale']})") from None
 
-# %% ../nbs/01_model.ipynb #055f4df0
+# %% ../nbs/01_model.ipynb #151bef02
 class SeedUpProjection(UpProjection):
     "The seed's form of an up-projection block, for comparison: stride-2 transposed-convolution upsampling, then 5x5 convolutions at the upsampled resolution."
     def __init__(self, cin, cout):
@@ -228,7 +228,7 @@ class SeedUpProjection(UpProjection):
 
 def seed_design(net:DepthNet) -> DepthNet:
     "`net` with its up-projection blocks swapped for the seed's form (in place)."
-    for i, b in enumerate(net.decoder.blocks): net.decoder.blocks[i] = SeedUpProjection(b.up.weight.shape[1], b.cout)
+    for i, b in enumerate(net.decoder.blocks): net.decoder.blocks[i] = SeedUpProjection(b.up.w_ee.shape[1], b.cout)
     return net
 
 def flop_table(net:nn.Module, hw=(192, 640), batch:int=1):
