@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'write_depth', 'resize_rgb8', 'read_rgb8',
            'read_image', 'resize_sparse_depth', 'read_split', 'list_frames', 'random_split', 'check_frames',
-           'KittiStereo', 'prepared_image_size', 'read_image_size', 'collate_stereo', 'value_noise', 'random_scene',
-           'cast_rays', 'shade', 'render_view', 'synth_intrinsics', 'write_synth_calib', 'simulate_lidar', 'make_synth',
-           'run_jobs', 'synth_cli', 'parse_size', 'prepare_kitti', 'prepare_cli', 'sample_raw_tree']
+           'KittiStereo', 'prepared_image_size', 'lidar_rounding', 'read_image_size', 'collate_stereo', 'value_noise',
+           'random_scene', 'random_pose', 'cast_rays', 'shade', 'render_view', 'sensor', 'synth_intrinsics',
+           'write_synth_calib', 'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'parse_size', 'prepare_kitti',
+           'prepare_cli', 'sample_raw_tree']
 
 # %% ../nbs/03_data.ipynb #35d09f00
 import os, re, json, shutil, time, random, tempfile
@@ -136,7 +137,7 @@ def _calib(date_dir:str) -> KittiCalib: return read_kitti_calib(date_dir)
 
 # %% ../nbs/03_data.ipynb #f29d1700
 class KittiStereo(Dataset):
-    "Stereo frames of a mergedepth data folder: images resized to `hw`, sparse lidar in both views, and the rig."
+    "Stereo frames of a mergedepth data folder: images resized to `hw`, sparse lidar in both views, and the rig; with colour augmentation, the networks' inputs as `left_input`/`right_input`."
     def __init__(self, data_dir,                # folder in the training layout
                  split=None,                    # None (all frames), 'train'/'val'/'test' (D/splits/<name>.txt) or a split file path
                  hw=(192, 640),                 # training image size (H, W)
@@ -197,10 +198,14 @@ class KittiStereo(Dataset):
             if u[0] < self.p_flip:
                 left, right, lgt, rgt = right.flip(-1), left.flip(-1), rgt.flip(-1), lgt.flip(-1)
                 rig = rig.hflip()
+            # colour augmentation changes only what the networks see: the photometric losses compare the clean views
+            inl, inr = left, right
             if u[1] < self.p_gray:
-                left, right = (x.mean(0, keepdim=True).expand(3, -1, -1).contiguous() for x in (left, right))
+                inl, inr = (x.mean(0, keepdim=True).expand(3, -1, -1).contiguous() for x in (inl, inr))
             s = u[2] * self.noise_std
-            if s > 0: left, right = ((x + s * torch.randn(x.shape, generator=g)).clamp_(0, 1) for x in (left, right))
+            if s > 0: inl, inr = ((x + s * torch.randn(x.shape, generator=g)).clamp_(0, 1) for x in (inl, inr))
+            if inl is not left:
+                return dict(left=left, right=right, left_input=inl, right_input=inr, left_gt=lgt, right_gt=rgt, calib=rig, name='/'.join(self.frames[i]))
         return dict(left=left, right=right, left_gt=lgt, right_gt=rgt, calib=rig, name='/'.join(self.frames[i]))
 
 def prepared_image_size(data_dir):
@@ -210,13 +215,21 @@ def prepared_image_size(data_dir):
     hw = json.loads(f.read_text()).get('image_size')
     return tuple(hw) if hw else None
 
+def lidar_rounding(data_dir) -> str|None:
+    "How the lidar maps of a prepared folder were projected ('devkit' or 'nearest'), from its prepared.json; 'nearest' for folders prepared before it was recorded, None when unknown."
+    d = Path(data_dir)
+    if (d/'prepared.json').is_file(): return json.loads((d/'prepared.json').read_text()).get('lidar_rounding', 'nearest')
+    return 'nearest' if (d/'left_imgs').is_dir() else None
+
 def read_image_size(path):
     "(H, W) of an image file, from its header."
     with Image.open(path) as im: return im.size[::-1]
 
 def collate_stereo(samples) -> dict:
-    "Batch `KittiStereo` samples: tensors stacked, rigs batched with `StereoCalib.collate`, names listed."
+    "Batch `KittiStereo` samples: tensors stacked, rigs batched with `StereoCalib.collate`, names listed; `*_input` for every sample once one has them."
     out = {k: torch.stack([s[k] for s in samples]) for k in ('left', 'right', 'left_gt', 'right_gt')}
+    if any('left_input' in s for s in samples):
+        for k in ('left', 'right'): out[k + '_input'] = torch.stack([s.get(k + '_input', s[k]) for s in samples])
     out['calib'] = StereoCalib.collate([s['calib'] for s in samples])
     out['name'] = [s['name'] for s in samples]
     return out
@@ -242,21 +255,36 @@ def value_noise(P:np.ndarray, freq:float, seed:int) -> np.ndarray:
                 out = out + w * _hash3(i[:, 0] + dx, i[:, 1] + dy, i[:, 2] + dz, seed)
     return out
 
-def random_scene(rng:np.random.Generator) -> dict:
-    "A random street-like scene in camera-2 coordinates (x right, y down, z forward; ground at y = 1.65)."
+def random_scene(rng:np.random.Generator,
+                 hard:bool=True) -> dict:   # sky, textureless and striped surfaces, glossy boxes (False: the earlier, easier scenes)
+    "A random street-like scene in world coordinates (x right, y down, z forward; ground at y = 1.65)."
     g = 1.65
     boxes = []
     for _ in range(rng.integers(4, 10)):
         w, h, d = rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.5), rng.uniform(0.8, 4.0)
         x, z = rng.uniform(-7, 7), rng.uniform(4, 45)
         boxes.append(((x - w / 2, g - h, z - d / 2), (x + w / 2, g, z + d / 2)))
-    return dict(ground=g, left=-rng.uniform(4, 10), right=rng.uniform(4, 10),
-                left_top=g - rng.uniform(2, 9), right_top=g - rng.uniform(2, 9), far=rng.uniform(55, 90),
-                boxes=np.array(boxes, dtype=np.float64).reshape(-1, 2, 3), colours=rng.uniform(0.15, 0.9, (16, 3)),
-                seed=int(rng.integers(1 << 30)))
+    scene = dict(ground=g, left=-rng.uniform(4, 10), right=rng.uniform(4, 10),
+                 left_top=g - rng.uniform(2, 9), right_top=g - rng.uniform(2, 9), far=rng.uniform(55, 90),
+                 boxes=np.array(boxes, dtype=np.float64).reshape(-1, 2, 3), colours=rng.uniform(0.15, 0.9, (16, 3)),
+                 seed=int(rng.integers(1 << 30)), material=np.zeros(16, np.int64), period=np.ones(16), specular=np.zeros(16))
+    if hard:
+        if rng.random() < 0.5: scene['far'] = np.inf                             # open sky above the road
+        scene['material'] = rng.choice(3, 16, p=[0.6, 0.2, 0.2])                 # 0 textured, 1 textureless, 2 stripes
+        scene['period'] = rng.uniform(0.25, 0.8, 16)                             # stripe period, metres
+        scene['specular'] = np.where(rng.random(16) < 0.4, rng.uniform(0.2, 0.6, 16), 0.)
+    return scene
+
+def random_pose(rng:np.random.Generator, hard:bool=True) -> tuple:
+    "A drive's camera pose: (R (3,3) rig -> world rotation, c (3,) rig origin in the world); height 1.4-1.9 m, pitch +-3, roll +-2 degrees."
+    if not hard: return np.eye(3), np.zeros(3)
+    h, p, r = rng.uniform(1.4, 1.9), np.deg2rad(rng.uniform(-3, 3)), np.deg2rad(rng.uniform(-2, 2))
+    Rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    Rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return Rz @ Rx, np.array([0., 1.65 - h, 0.])
 
 def cast_rays(scene:dict, o:np.ndarray, d:np.ndarray):
-    "Nearest hit of rays o + s d (d: (N,3)) with the scene: distance s (N,), object id (N,) and normal (N,3)."
+    "Nearest hit of rays o + s d (d: (N,3)) with the scene: distance s (N,), object id (N,) and normal (N,3); s = inf, id -1 for the sky."
     N = len(d); s = np.full(N, np.inf); obj = np.full(N, -1); nrm = np.zeros((N, 3))
     def take(t, oid, n):
         better = (t > 1e-6) & (t < s)
@@ -268,7 +296,8 @@ def cast_rays(scene:dict, o:np.ndarray, d:np.ndarray):
             t = (x0 - o[0]) / d[:, 0]
             y = o[1] + t * d[:, 1]
             take(np.where((y >= xt) & (y <= scene['ground']), t, np.inf), oid, n)
-        t = (scene['far'] - o[2]) / d[:, 2]; take(np.where(d[:, 2] > 0, t, np.inf), 3, (0, 0, -1))
+        if np.isfinite(scene['far']):
+            t = (scene['far'] - o[2]) / d[:, 2]; take(np.where(d[:, 2] > 0, t, np.inf), 3, (0, 0, -1))
         for b, (lo, hi) in enumerate(scene['boxes']):
             t1, t2 = (lo - o) / d, (hi - o) / d
             tn, tf = np.minimum(t1, t2), np.maximum(t1, t2)
@@ -280,28 +309,50 @@ def cast_rays(scene:dict, o:np.ndarray, d:np.ndarray):
             s[better] = near[better]; obj[better] = 4 + b; nrm[better] = n[better]
     return s, obj, nrm
 
-def shade(scene:dict, P:np.ndarray, obj:np.ndarray, nrm:np.ndarray, footprint:np.ndarray) -> np.ndarray:
-    "Colour (N,3) of surface points: per-object colour x multi-scale value noise (fading where a pixel covers a wavelength) x Lambertian shading."
-    tex = np.full(len(P), 0.5, np.float32); amp_total = 0.5
+_LIGHT = np.array([-0.4, -0.8, -0.45]) / np.linalg.norm([-0.4, -0.8, -0.45])    # towards the sun (up, left, behind)
+
+def shade(scene:dict, P:np.ndarray, obj:np.ndarray, nrm:np.ndarray, footprint:np.ndarray, view=None) -> np.ndarray:
+    "Colour (N,3) of surface points: per-object colour x texture (value noise, none, or stripes; fading where a pixel covers a wavelength) x Lambertian shading, plus a Blinn-Phong highlight towards `view` (unit vectors to the camera) on glossy objects."
+    tex = np.full(len(P), 0.5, np.float32)
     for k, (freq, amp) in enumerate(((0.7, 0.35), (2.3, 0.3), (6.1, 0.25), (14.0, 0.2))):
         fade = np.clip(1.5 - 2.0 * freq * footprint, 0, 1).astype(np.float32)
         tex = tex + amp * fade * (value_noise(P, freq, scene['seed'] + k) - 0.5) * 2
-    col = scene['colours'][obj % len(scene['colours'])] * tex[:, None]
-    light = np.array([-0.4, -0.8, -0.45]); light /= np.linalg.norm(light)
-    lam = 0.45 + 0.55 * np.clip(nrm @ light, 0, 1)
-    return np.clip(col * lam[:, None], 0, 1).astype(np.float32)
+    o = obj % len(scene['colours'])
+    mat, period = scene['material'][o], scene['period'][o]
+    along = np.where(np.abs(nrm[:, 0]) > 0.5, P[:, 2], P[:, 0])                  # stripes across the surface
+    stripes = 0.5 + 0.4 * np.clip(1.5 - 2.0 * footprint / period, 0, 1) * np.sign(np.sin(2 * np.pi * along / period))
+    tex = np.where(mat == 1, 0.5, np.where(mat == 2, stripes, tex)).astype(np.float32)
+    col = scene['colours'][o] * tex[:, None]
+    lam = 0.45 + 0.55 * np.clip(nrm @ _LIGHT, 0, 1)
+    rgb = col * lam[:, None]
+    if view is not None:
+        hv = _LIGHT + view; hv /= np.linalg.norm(hv, axis=1, keepdims=True)
+        rgb = rgb + (scene['specular'][o] * np.clip((nrm * hv).sum(1), 0, 1) ** 40)[:, None]
+    return np.clip(rgb, 0, 1).astype(np.float32)
 
-def render_view(scene:dict, K:np.ndarray, centre, hw):
-    "Render the scene from a camera at `centre` (camera-2 coordinates, same orientation): image (H,W,3) in [0,1] and camera-z depth (H,W)."
+def render_view(scene:dict, K:np.ndarray, centre, hw, pose=None):
+    "Render the scene from a camera at `centre` (rig coordinates) of a rig at `pose` (`random_pose`; None: the world frame): image (H,W,3) in [0,1] and camera-z depth (H,W), inf for the sky."
     h, w = hw
+    Rw, cw = pose if pose is not None else (np.eye(3), np.zeros(3))
     v, u = np.mgrid[0:h, 0:w]
-    rays = np.stack([u.ravel(), v.ravel(), np.ones(h * w)], 1) @ np.linalg.inv(K).T       # z component 1
-    o = np.asarray(centre, np.float64)
-    s, obj, nrm = cast_rays(scene, o, rays)
-    P = o + s[:, None] * rays
-    depth = s                                                                              # rays have unit z
-    rgb = shade(scene, P, obj, nrm, depth / K[0, 0])
-    return rgb.reshape(h, w, 3), depth.reshape(h, w).astype(np.float32)
+    rays = np.stack([u.ravel(), v.ravel(), np.ones(h * w)], 1) @ np.linalg.inv(K).T       # z component 1 in the camera
+    o = Rw @ np.asarray(centre, np.float64) + cw
+    d = rays @ Rw.T                                                                        # the same rays in the world
+    s, obj, nrm = cast_rays(scene, o, d)
+    hit = np.isfinite(s)
+    P = o + np.where(hit, s, 0)[:, None] * d
+    view = -d / np.linalg.norm(d, axis=1, keepdims=True)
+    rgb = shade(scene, P, obj, nrm, np.where(hit, s, 1e3) / K[0, 0], view)
+    up = -d[:, 1] / np.linalg.norm(d, axis=1)                                             # sky: smooth, textureless gradient
+    sky = np.stack([0.55 + 0.25 * up, 0.65 + 0.2 * up, 0.85 + 0.1 * up], 1)
+    rgb = np.where(hit[:, None], rgb, np.clip(sky, 0, 1)).astype(np.float32)
+    return rgb.reshape(h, w, 3), s.reshape(h, w).astype(np.float32)                         # rays have unit z: s is the depth
+
+def sensor(img:np.ndarray, rng:np.random.Generator, hard:bool=True) -> np.ndarray:
+    "A camera's own exposure and noise: gain 0.85-1.15, offset +-0.03, gaussian noise 0.005-0.02 (each view draws its own); identity when not `hard`."
+    if not hard: return img
+    g, b, n = rng.uniform(0.85, 1.15), rng.uniform(-0.03, 0.03), rng.uniform(0.005, 0.02)
+    return np.clip(g * img + b + rng.normal(0, n, img.shape), 0, 1).astype(np.float32)
 
 # %% ../nbs/03_data.ipynb #fd566873
 SYNTH_DATE = '2000_01_01'
@@ -327,15 +378,16 @@ def write_synth_calib(date_dir, hw):
     (date_dir/'calib_cam_to_cam.txt').write_text('\n'.join(lines) + '\n')
     (date_dir/'calib_velo_to_cam.txt').write_text(f'calib_time: synthetic\nR: {f(_VELO_R)}\nT: {f(_VELO_IN_CAM0)}\ndelta_f: 0 0\ndelta_c: 0 0\n')
 
-def simulate_lidar(scene:dict, fov_deg:float=100., az_step:float=0.09, rng=None) -> np.ndarray:
-    "A 64-beam scan (N,4) in velodyne coordinates (x, y, z, reflectance) of the scene, beams from +2 to -24.8 degrees."
+def simulate_lidar(scene:dict, fov_deg:float=100., az_step:float=0.09, rng=None, pose=None) -> np.ndarray:
+    "A 64-beam scan (N,4) in velodyne coordinates (x, y, z, reflectance) of the scene from a rig at `pose`, beams from +2 to -24.8 degrees."
     el = np.deg2rad(np.linspace(2.0, -24.8, 64))
     az = np.deg2rad(np.arange(-fov_deg / 2, fov_deg / 2, az_step))
     E, A = np.meshgrid(el, az, indexing='ij')
     dv = np.stack([np.cos(E) * np.cos(A), np.cos(E) * np.sin(A), np.sin(E)], -1).reshape(-1, 3)   # velodyne frame
     d_cam = dv @ _VELO_R.T                                                   # same directions in camera axes
     o = _VELO_IN_CAM0 + np.array([_CAM_OFFSET[2], 0, 0])                     # scanner origin in camera-2 coordinates
-    s, obj, _ = cast_rays(scene, o, d_cam)
+    Rw, cw = pose if pose is not None else (np.eye(3), np.zeros(3))         # the scanner is mounted on the rig
+    s, obj, _ = cast_rays(scene, Rw @ o + cw, d_cam @ Rw.T)
     ok = np.isfinite(s) & (s < 120)
     if rng is not None: s = s + rng.normal(0, 0.01, s.shape)                # 1 cm range noise
     pts = dv[ok] * s[ok, None]
@@ -343,17 +395,19 @@ def simulate_lidar(scene:dict, fov_deg:float=100., az_step:float=0.09, rng=None)
 
 # %% ../nbs/03_data.ipynb #28c554cf
 def _synth_frame(args):
-    out, drive, i, hw, seed = args
+    out, drive, i, hw, seed, hard = args
     paths = [out/'left_imgs'/drive/f'{i:010d}.png', out/'right_imgs'/drive/f'{i:010d}.png',
              out/'left_gt'/drive/f'{i:010d}.npy', out/'right_gt'/drive/f'{i:010d}.npy']
     if all(p.exists() for p in paths): return False
+    pose = random_pose(np.random.default_rng([seed, int(drive.split('_')[-2])]), hard)   # one pose per drive
     rng = np.random.default_rng([seed, int(drive.split('_')[-2]), i])
-    scene = random_scene(rng)
+    scene = random_scene(rng, hard)
     kc = _calib(str(out/'calib'/SYNTH_DATE))
     K = kc.K(2)
-    left, _ = render_view(scene, K, (0, 0, 0), hw)
-    right, _ = render_view(scene, K, (kc.stereo().baseline, 0, 0), hw)
-    pts = simulate_lidar(scene, rng=rng)
+    left, _ = render_view(scene, K, (0, 0, 0), hw, pose)
+    right, _ = render_view(scene, K, (kc.stereo().baseline, 0, 0), hw, pose)
+    left, right = sensor(left, rng, hard), sensor(right, rng, hard)              # each camera its own exposure and noise
+    pts = simulate_lidar(scene, rng=rng, pose=pose)
     for p, img in zip(paths[:2], (left, right)):
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + '.tmp')
@@ -361,17 +415,20 @@ def _synth_frame(args):
     for p, cam in zip(paths[2:], (2, 3)): write_depth(p, velodyne_to_depth(pts, kc, cam))
     return True
 
-def make_synth(output_dir, drives:int=2, frames:int=12, hw=(375, 1242), seed:int=0, workers:int=0, progress:bool=True) -> Path:
+def make_synth(output_dir, drives:int=2, frames:int=12, hw=(375, 1242), seed:int=0, workers:int=0, progress:bool=True,
+               hard:bool=True) -> Path:   # per-drive pose, sky, textureless/striped/glossy surfaces, per-camera exposure and noise
     "Render a synthetic data folder in the training layout (images, lidar for both views, calibration, splits)."
     out = Path(output_dir)
     write_synth_calib(out/'calib'/SYNTH_DATE, hw)
+    out.mkdir(parents=True, exist_ok=True)                  # exact projection: the pixel a point falls in, as the renderer's
+    (out/'prepared.json').write_text(json.dumps({'image_size': None, 'lidar_rounding': 'nearest', 'synthetic': True}) + '\n')
     _calib.cache_clear()
     names = [f'{SYNTH_DATE}_drive_{d + 1:04d}_sync' for d in range(drives)]
-    jobs = [(out, n, i, tuple(hw), seed) for n in names for i in range(frames)]
+    jobs = [(out, n, i, tuple(hw), seed, hard) for n in names for i in range(frames)]
     run_jobs(_synth_frame, jobs, workers, 'rendering', progress)
     (out/'splits').mkdir(exist_ok=True)
     subsets = {'train': [], 'val': [], 'test': []}
-    for _, n, i, _, _ in jobs: subsets['val' if i % 6 == 4 else 'test' if i % 6 == 5 else 'train'].append(f'{n} {i:010d}')
+    for _, n, i, _, _, _ in jobs: subsets['val' if i % 6 == 4 else 'test' if i % 6 == 5 else 'train'].append(f'{n} {i:010d}')
     for k, v in subsets.items(): (out/'splits'/f'{k}.txt').write_text('\n'.join(v) + '\n')
     return out
 
@@ -394,17 +451,18 @@ def synth_cli(output_dir:str=None, # folder to write the synthetic data into
               height:int=375,      # image height
               width:int=1242,      # image width
               seed:int=0,          # random seed (the same seed gives the same scenes)
-              workers:int=0):      # rendering processes (0: none)
+              workers:int=0,       # rendering processes (0: none)
+              hard:bool_arg=True): # the harder scenes (pose per drive, sky, textureless/striped/glossy surfaces, camera noise)
     "Render synthetic stereo scenes with lidar ground truth in the mergedepth/KITTI training layout."
     if output_dir is None: raise SystemExit("mergedepth_synth: --output_dir is required")
     t = time.time()
-    out = make_synth(output_dir, drives, frames, (height, width), seed, workers)
+    out = make_synth(output_dir, drives, frames, (height, width), seed, workers, hard=hard)
     print(f"wrote {drives * frames} synthetic stereo frames ({height}x{width}) to {out} in {time.time() - t:.0f} s")
 
 # %% ../nbs/03_data.ipynb #8e420715
 def _prepare_frame(args):
     "Convert one raw frame; returns 'done', 'skipped' or an error string."
-    raw_drive, out, drive, frame, gt_ext, size = args
+    raw_drive, out, drive, frame, gt_ext, size, rounding = args
     src = dict(left=raw_drive/'image_02'/'data'/f'{frame}.png', right=raw_drive/'image_03'/'data'/f'{frame}.png',
                velo=raw_drive/'velodyne_points'/'data'/f'{frame}.bin')
     dst = dict(left=out/'left_imgs'/drive/f'{frame}.png', right=out/'right_imgs'/drive/f'{frame}.png',
@@ -422,7 +480,7 @@ def _prepare_frame(args):
             else: Image.fromarray(read_rgb8(src[k], size)).save(tmp, format='PNG')
             os.replace(tmp, dst[k])
         for k, cam in (('left_gt', 2), ('right_gt', 3)):
-            d = velodyne_to_depth(pts, kc, cam)                 # at the camera's size, then moved point by point
+            d = velodyne_to_depth(pts, kc, cam, rounding=rounding)   # at the camera's size, then moved point by point
             write_depth(dst[k], d if size is None else resize_sparse_depth(d, size))
     except Exception as e: return f"{drive}/{frame}: {e}"
     return 'done'
@@ -434,13 +492,18 @@ def parse_size(size) -> tuple|None:
     except ValueError: raise ValueError(f"image size should look like 192x640 (height x width), got {size!r}") from None
 
 def prepare_kitti(raw_dir, output_dir, drives=None, workers:int=0, gt_format:str='npy', progress:bool=True,
-                  image_size=None) -> dict:   # store images and lidar maps at this (H, W) instead of the cameras' size
+                  image_size=None,            # store images and lidar maps at this (H, W) instead of the cameras' size
+                  rounding:str='devkit') -> dict:  # lidar pixel: 'devkit' (KITTI's devkit, the published Eigen numbers) or 'nearest'
     "Convert KITTI raw drives into the training layout; returns counts and the list of problems."
     raw, out = Path(raw_dir), Path(output_dir)
     if gt_format not in ('npy', 'png'): raise ValueError(f"gt_format should be 'npy' or 'png', got {gt_format!r}")
     size = parse_size(image_size)
+    if rounding not in ('devkit', 'nearest'): raise ValueError(f"rounding should be 'devkit' or 'nearest', got {rounding!r}")
     if (out/'prepared.json').is_file(): have = prepared_image_size(out) or 'camera'
     else: have = 'camera' if (out/'left_imgs').is_dir() else None
+    had = lidar_rounding(out) if have is not None else None
+    if had is not None and had != rounding:
+        raise ValueError(f"{out} already holds lidar maps projected with rounding '{had}'; asked '{rounding}': prepare into another folder")
     if have is not None and have != (size or 'camera'):
         raise ValueError(f"{out} already holds frames at {'the cameras sizes' if have == 'camera' else '%dx%d' % have}; "
                          f"asked {'the cameras sizes' if size is None else '%dx%d' % size}: prepare into another folder")
@@ -451,7 +514,7 @@ def prepare_kitti(raw_dir, output_dir, drives=None, workers:int=0, gt_format:str
         found = [p for p in found if any(p.match(x) or p.name == x for x in pats)]
         if not found: raise FileNotFoundError(f"none of the drives {pats} is under {raw}")
     out.mkdir(parents=True, exist_ok=True)
-    (out/'prepared.json').write_text(json.dumps({'image_size': list(size) if size else None}) + '\n')
+    (out/'prepared.json').write_text(json.dumps({'image_size': list(size) if size else None, 'lidar_rounding': rounding}) + '\n')
     for tmp in out.glob('*/*/*.tmp*'): tmp.unlink()                           # left-overs of an interrupted run
     jobs = []
     for d in found:
@@ -463,7 +526,7 @@ def prepare_kitti(raw_dir, output_dir, drives=None, workers:int=0, gt_format:str
                 if not (d.parent/f).is_file(): raise FileNotFoundError(f"calibration file missing: {d.parent/f}")
                 shutil.copyfile(d.parent/f, cal/(f + '.tmp')); os.replace(cal/(f + '.tmp'), cal/f)
         read_kitti_calib(cal)                                                  # fail early on a broken calibration
-        jobs += [(d, out, d.name, p.stem, '.' + gt_format, size) for p in sorted((d/'image_02'/'data').glob('*.png'))]
+        jobs += [(d, out, d.name, p.stem, '.' + gt_format, size, rounding) for p in sorted((d/'image_02'/'data').glob('*.png'))]
     t = time.time()
     res = run_jobs(_prepare_frame, jobs, workers, 'preparing', progress)
     summary = dict(drives=len(found), frames=len(jobs), done=res.count('done'), skipped=res.count('skipped'),
@@ -476,10 +539,11 @@ def prepare_cli(raw_dir:str=None,     # KITTI raw root holding <date>/ folders
                 drives:str=None,      # comma-separated drive names or glob patterns (default: all)
                 workers:int=2,        # processes
                 gt_format:str='npy',  # lidar maps as 'npy' (float32 metres) or 'png' (16-bit, metres x 256)
-                image_size:str=None): # e.g. 192x640: store images and lidar maps at the training size (a faster loader; not for evaluation)
+                image_size:str=None,  # e.g. 192x640: store images and lidar maps at the training size (a faster loader; not for evaluation)
+                rounding:str='devkit'):# lidar pixel: devkit (round - 1, as KITTI's devkit and the published Eigen-split ground truth) or nearest
     "Convert KITTI raw drives into the mergedepth training layout, projecting the lidar into both colour cameras."
     if raw_dir is None or output_dir is None: raise SystemExit("mergedepth_prepare: --raw_dir and --output_dir are required")
-    try: s = prepare_kitti(raw_dir, output_dir, drives, workers, gt_format, image_size=image_size)
+    try: s = prepare_kitti(raw_dir, output_dir, drives, workers, gt_format, image_size=image_size, rounding=rounding)
     except (ValueError, FileNotFoundError) as e: raise SystemExit(f"mergedepth_prepare: {e}")
     print(f"{s['drives']} drive(s), {s['frames']} frame(s): {s['done']} written, {s['skipped']} already there, "
           f"{len(s['problems'])} with problems ({s['seconds']:.1f} s)")

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FORMATS', 'pick_device', 'DepthPredictor', 'colorize_depth', 'write_ply', 'read_ply', 'depth_to_points',
-           'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'find_calib', 'infer_folder', 'infer_stereo',
-           'infer_cli', 'export_onnx']
+           'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'find_calib', 'write_outputs', 'infer_folder',
+           'infer_stereo', 'infer_cli', 'export_onnx']
 
 # %% ../nbs/05_infer.ipynb #1fd81cdb
 import sys, time
@@ -134,7 +134,7 @@ class _ImageFiles(Dataset):
 
 def _collate(items): return items
 
-def _write_outputs(depth:np.ndarray, out_base:Path, formats, img=None, K=None, conf=None):
+def write_outputs(depth:np.ndarray, out_base:Path, formats, img=None, K=None, conf=None):
     "Write one depth map (H,W) in every requested format under `out_base` (a path without extension)."
     out_base.parent.mkdir(parents=True, exist_ok=True)
     if 'png' in formats: write_depth(out_base.with_suffix('.png'), depth)
@@ -174,7 +174,7 @@ def infer_folder(model_pth, input_dir, output_dir, formats=('png',), device='aut
             rig = find_calib(Path(input_dir), rels[i], calib_dir) if 'ply' in formats else None
             K = rig.resize(d.shape).K1.numpy() if rig is not None else None
             img = (next(it[1] for it in good if it[0] == i).permute(1, 2, 0).numpy() * 255).astype(np.uint8) if 'ply' in formats else None
-            _write_outputs(d, out/rels[i].with_suffix(''), formats, img, K)
+            write_outputs(d, out/rels[i].with_suffix(''), formats, img, K)
             n += 1
         bar.update(len(items))
     bar.close()
@@ -210,8 +210,8 @@ def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, form
             li_img, ri_img = (None, None)
             if 'ply' in formats: li_img, ri_img = ((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for x in imgs[i])
             hwi = dl_[i].shape
-            _write_outputs(dl_[i], out/'left'/rels[i].with_suffix(''), formats, li_img, rig.resize(hwi).K1.numpy() if rig else None, conf)
-            _write_outputs(dr_[i], out/'right'/rels[i].with_suffix(''), [f for f in formats if f != 'confidence'], ri_img, rig.resize(hwi).K2.numpy() if rig else None)
+            write_outputs(dl_[i], out/'left'/rels[i].with_suffix(''), formats, li_img, rig.resize(hwi).K1.numpy() if rig else None, conf)
+            write_outputs(dr_[i], out/'right'/rels[i].with_suffix(''), [f for f in formats if f != 'confidence'], ri_img, rig.resize(hwi).K2.numpy() if rig else None)
             n += 1
         bar.update(len(li))
     bar.close()

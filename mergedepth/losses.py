@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['masked_mean', 'supervised_loss', 'ssim', 'photometric_error', 'reconstruct', 'row_weights', 'reconstruction_loss',
-           'consistency_map', 'consistency_loss', 'smoothness_loss', 'plane_sweep_depth']
+           'occlusion_mask', 'consistency_map', 'consistency_loss', 'smoothness_loss', 'multiscale_reconstruction_loss',
+           'multiscale_smoothness', 'pyramid_level', 'stereo_losses', 'plane_sweep_depth']
 
 # %% ../nbs/02_losses.ipynb #1ea35fb3
 import torch
 import torch.nn.functional as F
-from .geometry import StereoCalib, inverse_warp, cross_view_depth
+from .geometry import StereoCalib, inverse_warp, cross_view_depth, warp_coords
 
 # %% ../nbs/02_losses.ipynb #8d5a0a4b
 def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None) -> torch.Tensor:
@@ -57,10 +58,14 @@ def photometric_error(a:torch.Tensor, b:torch.Tensor, ssim_weight:float=0.85) ->
     s = ((1 - ssim(a, b)) / 2).clamp(0, 1).mean(1, keepdim=True)
     return ssim_weight * s + (1 - ssim_weight) * l1
 
+def _up(depth:torch.Tensor, hw) -> torch.Tensor:
+    "`depth` bilinearly resized to `hw` (unchanged when it has that size)."
+    return depth if depth.shape[-2:] == tuple(hw) else F.interpolate(depth, size=tuple(hw), mode='bilinear', align_corners=False)
+
 def reconstruct(img2:torch.Tensor, depth1:torch.Tensor, calib:StereoCalib, hw=None):
     "View 1 rebuilt from `img2` through `depth1` (upsampled to `hw`, default img2's size): `(image (B,C,H,W), valid (B,1,H,W))`."
     hw = tuple(hw or img2.shape[-2:])
-    if depth1.shape[-2:] != hw: depth1 = F.interpolate(depth1, size=hw, mode='bilinear', align_corners=False)
+    depth1 = _up(depth1, hw)
     c1, c2 = calib.resize(hw), calib.resize(img2.shape[-2:])
     return inverse_warp(img2, depth1, c1.K1, c2.K2, calib.R, calib.t, padding_mode='border')   # valid masks the outside; border keeps edge pixels exact
 
@@ -74,12 +79,32 @@ def reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
                         depth1:torch.Tensor, # (B,1,h,w) predicted depth of view 1, metres (any size)
                         calib:StereoCalib,   # the rig, camera 1 = the view explained
                         ssim_weight:float=0.85,
-                        row_weighting:bool=False):
-    "Photometric error between view 1 and view 1 rebuilt from view 2 through `depth1`, over the valid pixels."
+                        row_weighting:bool=False,
+                        occlusion:bool=True): # leave out pixels that view 2 cannot see (`occlusion_mask`)
+    "Photometric error between view 1 and view 1 rebuilt from view 2 through `depth1`, over the valid (and visible) pixels."
+    depth1 = _up(depth1, img1.shape[-2:])
     warped, valid = reconstruct(img2, depth1, calib, img1.shape[-2:])
+    if occlusion: valid = valid & ~occlusion_mask(depth1, calib)
     err = photometric_error(warped, img1, ssim_weight)
     w = row_weights(err.shape[-2], err.device, err.dtype) if row_weighting else None
     return masked_mean(err, valid, w)
+
+# %% ../nbs/02_losses.ipynb #9de965c0
+def occlusion_mask(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
+                   calib:StereoCalib,    # the rig, camera 1 = the view of depth1 (resized to the map's size here)
+                   margin:float=0.5,     # pixels: how far beyond a pixel's match a nearer pixel must land to hide it
+                  ) -> torch.Tensor:
+    "Pixels (B,1,H,W) bool of view 1 hidden from camera 2 by nearer pixels of the same row (left-right occlusion)."
+    B, _, h, w = depth1.shape
+    c = calib.resize((h, w))
+    _, grid, _ = warp_coords(depth1.detach().float(), c.K1, c.K2, c.R, c.t, (h, w))
+    u2 = ((grid[..., 0] + 1) * (w - 1) / 2)[:, None]                      # landing column in view 2
+    right = (c.t[..., 0] < 0).reshape(-1, 1, 1, 1).to(u2.device)          # camera 2 to the right of camera 1
+    a = torch.where(right, u2.flip(-1), -u2)                             # scan from camera 2's side; minima hide
+    prev = torch.cummin(a, -1).values
+    prev = torch.cat([torch.full_like(prev[..., :1], float('inf')), prev[..., :-1]], -1)   # over u' strictly before u
+    occ = prev < a - margin
+    return torch.where(right, occ.flip(-1), occ)
 
 # %% ../nbs/02_losses.ipynb #d000edb1
 def consistency_map(depth1:torch.Tensor, depth2:torch.Tensor, calib:StereoCalib):
@@ -104,6 +129,62 @@ def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
     ix = (img[..., :, 1:] - img[..., :, :-1]).abs().mean(1, keepdim=True)
     iy = (img[..., 1:, :] - img[..., :-1, :]).abs().mean(1, keepdim=True)
     return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
+
+# %% ../nbs/02_losses.ipynb #542f5639
+def multiscale_reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
+                                   img2:torch.Tensor,   # (B,3,H,W) view 2 in [0,1]
+                                   depths1:list,        # depth maps of view 1 at any sizes (e.g. the four decoder scales), metres
+                                   calib:StereoCalib,   # the rig, camera 1 = the view explained
+                                   level:int=0,         # compare the images at 1/2**level of their size
+                                   **kwargs):           # to `reconstruction_loss` (ssim_weight, row_weighting, occlusion)
+    "Mean of `reconstruction_loss` over the depth maps, each upsampled to the images' size (at pyramid `level`)."
+    if level:
+        hw = (max(img1.shape[-2] >> level, 1), max(img1.shape[-1] >> level, 1))
+        img1, img2 = F.interpolate(img1, size=hw, mode='area'), F.interpolate(img2, size=hw, mode='area')
+    return sum(reconstruction_loss(img1, img2, d, calib, **kwargs) for d in depths1) / len(depths1)
+
+def multiscale_smoothness(depths:list, img:torch.Tensor) -> torch.Tensor:
+    "Edge-aware smoothness of each depth map (finest first) divided by 2**scale, summed (Godard et al. 2019)."
+    return sum(smoothness_loss(d, img) / 2 ** s for s, d in enumerate(depths))
+
+def pyramid_level(step:int, total:int, levels:int=3) -> int:
+    "Coarse-to-fine schedule: level `levels` at the start, 0 for the last 1/(levels+1) of the `total` steps."
+    return max(0, levels - int((levels + 1) * step / max(total, 1)))
+
+# %% ../nbs/02_losses.ipynb #835af8b1
+def stereo_losses(dl, dr,             # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
+                  batch:dict,         # left, right (clean views), left_gt, right_gt, calib; optional left_input, right_input
+                  phase:int,          # 1: supervised + consistency; 2: reconstruction + consistency
+                  alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., kind='l1', drop_p=0., max_depth=120.,
+                  c_mask=False, r_mask=False, smooth=1e-3,
+                  level:int=0,        # image pyramid level of the photometric terms
+                  occlusion:bool=True):  # leave occluded pixels out of the photometric terms
+    "Weighted training loss of one batch and its parts (a dict of detached scalars)."
+    dls, drs = ([*d] if isinstance(d, (list, tuple)) else [d] for d in (dl, dr))
+    dl, dr = dls[0], drs[0]
+    calib = batch['calib']
+    parts, terms = {}, []
+    sup_w = alpha if phase == 1 else lidar_in_phase2
+    if sup_w > 0:
+        parts['sup_L'] = supervised_loss(dl, batch['left_gt'], kind, drop_p, max_depth)
+        parts['sup_R'] = supervised_loss(dr, batch['right_gt'], kind, drop_p, max_depth)
+        terms.append((sup_w, parts['sup_L'] + parts['sup_R']))
+    if phase == 2 and beta > 0:
+        kw = dict(level=level, row_weighting=r_mask, occlusion=occlusion)
+        parts['rec_L'] = multiscale_reconstruction_loss(batch['left'], batch['right'], dls, calib, **kw)
+        parts['rec_R'] = multiscale_reconstruction_loss(batch['right'], batch['left'], drs, calib.swap(), **kw)
+        terms.append((beta, parts['rec_L'] + parts['rec_R']))
+    if gamma > 0:
+        w = row_weights(dl.shape[-2], dl.device) if c_mask else None
+        parts['con_L'] = masked_mean(*consistency_map(dl, dr, calib), w)
+        parts['con_R'] = masked_mean(*consistency_map(dr, dl, calib.swap()), w)
+        terms.append((gamma, parts['con_L'] + parts['con_R']))
+    if not terms: raise ValueError(f"phase {phase} with these weights has no loss term (alpha={alpha}, beta={beta}, gamma={gamma}, lidar_in_phase2={lidar_in_phase2})")
+    loss = sum(w * t for w, t in terms) / (2 * sum(w for w, _ in terms))
+    if smooth > 0:
+        parts['smooth'] = multiscale_smoothness(dls, batch['left']) + multiscale_smoothness(drs, batch['right'])
+        loss = loss + smooth * parts['smooth']
+    return loss, {k: v.detach() for k, v in parts.items()}
 
 # %% ../nbs/02_losses.ipynb #5919f6cf
 def plane_sweep_depth(img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib, n:int=96, dmin:float=3., dmax:float=80., win:int=9):

@@ -101,11 +101,15 @@ def _split_5x5(state_dict, prefix, *args):
     elif w is not None: state_dict[prefix + 'weight'] = w
 
 # %% ../nbs/01_model.ipynb #861eafc0
+_ACTS = {'relu': F.relu, 'elu': F.elu}
+
 class UpProjection(nn.Module):
-    "Laina et al.'s up-projection: (B,cin,h,w) -> (B,cout,2h,2w); relu(bn(conv3(relu(bn(up5(x))))) + bn(up5'(x)))."
-    def __init__(self, cin:int, cout:int):
+    "Laina et al.'s up-projection: (B,cin,h,w) -> (B,cout,2h,2w); act(bn(conv3(act(bn(up5(x))))) + bn(up5'(x)))."
+    def __init__(self, cin:int, cout:int,
+                 act:str='relu'):                  # 'relu' (the paper's) or 'elu'
         super().__init__()
-        self.cout = cout
+        if act not in _ACTS: raise ValueError(f"act should be one of {sorted(_ACTS)}, got {act!r}")
+        self.cout, self.act = cout, _ACTS[act]
         self.up = FastUpConv5(cin, 2 * cout)              # main and projection 5x5 convolutions, stacked
         self.bn1, self.bn_proj = nn.BatchNorm2d(cout), nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
@@ -113,35 +117,44 @@ class UpProjection(nn.Module):
 
     def _rest(self, y):
         a, p = y[:, :self.cout], y[:, self.cout:]
-        a = self.bn2(self.conv2(F.relu(self.bn1(a))))
-        return F.relu(a + self.bn_proj(p))
+        a = self.bn2(self.conv2(self.act(self.bn1(a))))
+        return self.act(a + self.bn_proj(p))
     def forward(self, x): return self._rest(self.up(x))
     def naive(self, x): return self._rest(self.up.naive(x))
 
 # %% ../nbs/01_model.ipynb #8f2b3b22
 class UpProjDecoder(nn.Module):
-    "Features (f1..f4) of a ResNet -> depth logits (B,1,H/2,W/2) for scale='half', (B,1,H,W) for 'full'."
-    def __init__(self, enc_channels=(256, 512, 1024, 2048), scale:str='half'):
+    "Features (f1..f4) of a ResNet -> depth logits (B,1,H/2,W/2) for scale='half', (B,1,H,W) for 'full'; with `all_scales`, the logits of the last `n_scales` blocks, finest first."
+    def __init__(self, enc_channels=(256, 512, 1024, 2048), scale:str='half',
+                 n_scales:int=4,                    # blocks with an output head (1: the last only, as the seed)
+                 act:str='relu'):                   # activation of the up-projection blocks
         super().__init__()
         if scale not in ('half', 'full'): raise ValueError(f"scale should be 'half' or 'full', got {scale!r}")
         c4 = enc_channels[-1]
         c = c4 // 2 if c4 > 512 else c4
         self.reduce = nn.Sequential(nn.Conv2d(c4, c, 1, bias=False), nn.BatchNorm2d(c))
         n = 4 if scale == 'half' else 5
+        if not 1 <= n_scales <= n: raise ValueError(f"n_scales should be 1 to {n} for scale={scale!r}, got {n_scales}")
         ch = [c // 2 ** i for i in range(n + 1)]
-        self.blocks = nn.ModuleList(UpProjection(ch[i], ch[i + 1]) for i in range(n))
+        self.blocks = nn.ModuleList(UpProjection(ch[i], ch[i + 1], act) for i in range(n))
         skip_in = enc_channels[2::-1]                       # f3, f2, f1
         self.skips = nn.ModuleList(nn.Identity() if s == ch[i + 1] else nn.Conv2d(s, ch[i + 1], 1, bias=False)
                                    for i, s in enumerate(skip_in))
         self.head = nn.Conv2d(ch[-1], 1, 3, padding=1)
+        self.side_heads = nn.ModuleList(nn.Conv2d(ch[i + 1], 1, 3, padding=1) for i in range(n - n_scales, n - 1))
+        self.first_out = n - n_scales                       # index of the first block with a head
 
-    def forward(self, feats, naive:bool=False):
+    def heads(self): return [self.head, *self.side_heads]
+
+    def forward(self, feats, naive:bool=False, all_scales:bool=False):
         f1, f2, f3, f4 = feats
-        x = self.reduce(f4)
+        x = self.reduce(f4); outs = []
         for i, blk in enumerate(self.blocks):
             x = blk.naive(x) if naive else blk(x)
             if i < 3: x = x + self.skips[i]((f3, f2, f1)[i])
-        return self.head(x)
+            if all_scales and self.first_out <= i < len(self.blocks) - 1: outs.append(self.side_heads[i - self.first_out](x))
+        if not all_scales: return self.head(x)
+        return [self.head(x), *outs[::-1]]
 
 # %% ../nbs/01_model.ipynb #fb1f0304
 class DepthNet(nn.Module):
@@ -149,30 +162,53 @@ class DepthNet(nn.Module):
     def __init__(self, encoder:str='resnet50',  # resnet18, resnet34 or resnet50 (torchvision)
                  pretrained:bool=True,          # start the encoder from ImageNet weights
                  scale:str='half',              # output at 'half' or 'full' input resolution
-                 max_depth:float=120.):         # depth = sigmoid(logit) * max_depth
+                 max_depth:float=120.,          # farthest depth the head can express, metres
+                 min_depth:float=0.5,           # nearest depth the head can express, metres ('inverse' head)
+                 head:str='inverse',            # 'inverse': sigmoid -> inverse depth; 'sigmoid': the seed's sigmoid * max_depth
+                 n_scales:int=4,                # decoder scales with an output ('sigmoid': 1)
+                 act:str='elu',                 # decoder activation: 'elu', or 'relu' as in Laina et al.
+                 init_depth:float|None=10.):    # an untrained network predicts about this depth (None: bias 0)
         super().__init__()
-        self.config = dict(encoder=encoder, scale=scale, max_depth=float(max_depth))
+        if head not in ('inverse', 'sigmoid'): raise ValueError(f"head should be 'inverse' or 'sigmoid', got {head!r}")
+        if head == 'sigmoid': n_scales = 1
+        if not 0 < min_depth < max_depth: raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
+        self.config = dict(encoder=encoder, scale=scale, max_depth=float(max_depth), min_depth=float(min_depth),
+                           head=head, n_scales=n_scales, act=act)
         self.encoder = ResNetEncoder(encoder, pretrained)
-        self.decoder = UpProjDecoder(self.encoder.channels, scale)
-        self.max_depth = float(max_depth)
+        self.decoder = UpProjDecoder(self.encoder.channels, scale, n_scales, act)
+        self.max_depth, self.min_depth, self.head = float(max_depth), float(min_depth), head
+        if init_depth is not None: self.set_initial_depth(init_depth)
+
+    def logit_of(self, depth:float) -> float:
+        "The logit at which the head outputs `depth` metres."
+        p = (1 / depth - 1 / self.max_depth) / (1 / self.min_depth - 1 / self.max_depth) if self.head == 'inverse' else depth / self.max_depth
+        return math.log(p / (1 - p))
+
+    def to_depth(self, logits:torch.Tensor) -> torch.Tensor:
+        "Metres from head logits (computed in float32)."
+        s = torch.sigmoid(logits.float())
+        if self.head == 'sigmoid': return s * self.max_depth
+        return 1 / (1 / self.max_depth + (1 / self.min_depth - 1 / self.max_depth) * s)
 
     def set_initial_depth(self, depth:float):
-        "Set the head's bias so that a zero logit means `depth` metres (an untrained network then predicts around it)."
-        with torch.no_grad(): self.decoder.head.bias.fill_(math.log(depth / (self.max_depth - depth)))
+        "Set every head's bias so that a zero logit means `depth` metres (an untrained network then predicts around it)."
+        with torch.no_grad():
+            for h in self.decoder.heads(): h.bias.fill_(self.logit_of(depth))
         return self
 
-    def forward(self, img:torch.Tensor, naive:bool=False) -> torch.Tensor:
+    def forward(self, img:torch.Tensor, naive:bool=False,
+                all_scales:bool=False) -> torch.Tensor:  # True: a list of depth maps, finest first, each half the size of the one before
         if img.ndim != 4 or img.shape[1] != 3 or img.shape[-2] % 32 or img.shape[-1] % 32:
             raise ValueError(f"DepthNet wants images (B,3,H,W) with H and W multiples of 32, got {tuple(img.shape)}")
-        logits = self.decoder(self.encoder(img), naive=naive)
-        return torch.sigmoid(logits.float()) * self.max_depth
+        out = self.decoder(self.encoder(img), naive=naive, all_scales=all_scales)
+        return [self.to_depth(o) for o in out] if all_scales else self.to_depth(out)
 
 class StereoDepthNet(nn.Module):
     "Two `DepthNet`s, `.left` for camera 1 and `.right` for camera 2: forward(img1, img2) -> (depth1, depth2)."
-    def __init__(self, encoder:str='resnet50', pretrained:bool=True, scale:str='half', max_depth:float=120.):
+    def __init__(self, encoder:str='resnet50', pretrained:bool=True, scale:str='half', max_depth:float=120., **kw):
         super().__init__()
-        self.left = DepthNet(encoder, pretrained, scale, max_depth)
-        self.right = DepthNet(encoder, pretrained, scale, max_depth)
+        self.left = DepthNet(encoder, pretrained, scale, max_depth, **kw)
+        self.right = DepthNet(encoder, pretrained, scale, max_depth, **kw)
     def forward(self, img1, img2): return self.left(img1), self.right(img2)
 
 # %% ../nbs/01_model.ipynb #2d675105
@@ -187,12 +223,18 @@ def save_depthnet(model:DepthNet, path, hw=None, **extra):
     tmp.replace(path)
 
 def _describe_state(sd:dict) -> str:
-    "Guess encoder and scale from a DepthNet state dict's shapes."
+    "Guess encoder, scale and head from a DepthNet state dict's shapes."
     c4 = sd.get('encoder.layer4.0.conv1.weight')
     enc = '?' if c4 is None else ('resnet50' if 'encoder.layer4.0.conv3.weight' in sd else
                                   ('resnet34' if 'encoder.layer3.5.conv1.weight' in sd else 'resnet18'))
     nb = len({k.split('.')[2] for k in sd if k.startswith('decoder.blocks.')})
-    return f"encoder={enc}, scale={'full' if nb == 5 else 'half' if nb == 4 else '?'}"
+    ns = 1 + len({k.split('.')[2] for k in sd if k.startswith('decoder.side_heads.')})
+    return f"encoder={enc}, scale={'full' if nb == 5 else 'half' if nb == 4 else '?'}, n_scales={ns}"
+
+def _legacy_config(cfg:dict, sd:dict) -> dict:
+    "Files written before the inverse-depth head: no `head` in the config and no side heads -> the seed's sigmoid head and ReLU blocks."
+    if 'head' in cfg or any(k.startswith('decoder.side_heads.') for k in sd): return cfg
+    return {**cfg, 'head': 'sigmoid', 'act': 'relu'}
 
 def load_depthnet(path, map_location='cpu', **config) -> DepthNet:
     "Rebuild a `DepthNet` from a `.pth` of `save_depthnet` (or a plain state dict plus `config`); `.hw` is the training size."
@@ -204,7 +246,8 @@ def load_depthnet(path, map_location='cpu', **config) -> DepthNet:
         cfg, sd, hw = {**ck['config'], **config}, ck['state_dict'], ck.get('hw')
     else:                                                   # a plain state dict (the seed's format)
         cfg, sd, hw = config, ck, None
-    model = DepthNet(pretrained=False, **cfg)
+    sd = {k.removeprefix('module.'): v for k, v in sd.items()}
+    model = DepthNet(pretrained=False, init_depth=None, **_legacy_config(cfg, sd))
     load_weights(model, sd, path)
     model.hw = tuple(hw) if hw else None
     return model
@@ -214,8 +257,9 @@ def load_weights(model:DepthNet, state_dict:dict, source='state dict'):
     state_dict = {k.removeprefix('module.'): v for k, v in state_dict.items()}
     try: model.load_state_dict(state_dict)
     except RuntimeError as e:
+        c = model.config
         raise ValueError(f"{source} holds a different architecture ({_describe_state(state_dict)}) than the model "
-                         f"(encoder={model.config['encoder']}, scale={model.config['scale']})") from None
+                         f"(encoder={c['encoder']}, scale={c['scale']}, n_scales={c.get('n_scales', 1)}, head={c.get('head', 'sigmoid')})") from None
 
 # %% ../nbs/01_model.ipynb #151bef02
 class SeedUpProjection(UpProjection):

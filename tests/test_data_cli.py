@@ -1,5 +1,5 @@
 "mergedepth_synth and mergedepth_prepare end to end, including a prepare run killed midway and resumed, and frames stored at the training size."
-import shutil, signal, subprocess, time, os
+import json, shutil, signal, subprocess, time, os
 from pathlib import Path
 import numpy as np
 from conftest import run
@@ -24,7 +24,7 @@ def test_prepare_twice(tmp_path, kitti_sample):
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out, '--workers', 2, check=False)
     assert p.returncode == 1 and '0000000002' in p.stdout and '2 written' in p.stdout, p.stdout
     gl = read_depth(out/'left_gt'/drv.name/'0000000000.npy')
-    ref = velodyne_to_depth(read_velodyne(drv/'velodyne_points'/'data'/'0000000000.bin'), read_kitti_calib(kitti_sample/'2011_09_26'), 2)
+    ref = velodyne_to_depth(read_velodyne(drv/'velodyne_points'/'data'/'0000000000.bin'), read_kitti_calib(kitti_sample/'2011_09_26'), 2, rounding='devkit')
     assert np.array_equal(gl, ref)
     assert 17000 < (read_depth(out/'right_gt'/drv.name/'0000000001.npy') > 0).sum() < 21000
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out, '--drives', drv.name, check=False)
@@ -62,3 +62,49 @@ def test_prepare_at_training_size(tmp_path, kitti_sample):
     assert p.returncode != 0 and 'already holds frames at 192x640' in p.stderr, p.stderr
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'x', '--image_size', '192by640', check=False)
     assert p.returncode != 0 and 'should look like 192x640' in p.stderr, p.stderr
+
+def _devkit_projection(velo_bin:Path, date_dir:Path, cam:int) -> np.ndarray:
+    "KITTI devkit-style sparse depth, written independently of the package: P_rect_0c @ R_rect_00 @ [R|T]_velo, points with"
+    "velodyne x >= 0, pixel (round(u) - 1, round(v) - 1), camera-z depth, the nearest point wins where several land."
+    def calib(f):
+        out = {}
+        for line in (date_dir/f).read_text().splitlines():
+            k, _, v = line.partition(':')
+            try: out[k.strip()] = np.array([float(x) for x in v.split()])
+            except ValueError: pass
+        return out
+    cc, vc = calib('calib_cam_to_cam.txt'), calib('calib_velo_to_cam.txt')
+    R0 = np.eye(4); R0[:3, :3] = cc['R_rect_00'].reshape(3, 3)
+    Tv = np.eye(4); Tv[:3, :3] = vc['R'].reshape(3, 3); Tv[:3, 3] = vc['T']
+    P = cc[f'P_rect_0{cam}'].reshape(3, 4) @ R0 @ Tv
+    W, H = (int(x) for x in cc[f'S_rect_0{cam}'])
+    pts = np.fromfile(velo_bin, dtype=np.float32).reshape(-1, 4)
+    pts = pts[pts[:, 0] >= 0]
+    p = np.c_[pts[:, :3].astype(np.float64), np.ones(len(pts))] @ P.T
+    z = p[:, 2]; u = np.round(p[:, 0] / z) - 1; v = np.round(p[:, 1] / z) - 1
+    ok = (u >= 0) & (v >= 0) & (u < W) & (v < H)
+    u, v, z = u[ok].astype(int), v[ok].astype(int), z[ok]
+    depth = np.zeros((H, W))
+    order = np.argsort(-z)                                              # far first: the nearest is written last
+    depth[v[order], u[order]] = z[order]
+    return depth
+
+def test_prepare_ground_truth_is_the_devkit_one(tmp_path, kitti_sample):
+    drv = raw_tree(tmp_path/'raw', kitti_sample, 1)
+    out = tmp_path/'out'
+    run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out)
+    assert json.loads((out/'prepared.json').read_text())['lidar_rounding'] == 'devkit'
+    velo = drv/'velodyne_points'/'data'/'0000000000.bin'
+    for side, cam in (('left', 2), ('right', 3)):
+        got, ref = read_depth(out/f'{side}_gt'/drv.name/'0000000000.npy'), _devkit_projection(velo, kitti_sample/'2011_09_26', cam)
+        assert np.array_equal(got > 0, ref > 0), (side, (got > 0).sum(), (ref > 0).sum())       # the same support
+        assert np.abs(got - ref).max() < 1e-4                                                     # float32 rounding
+        assert 18000 < (got > 0).sum() < 21000
+    # mergedepth_eval says which convention its ground truth used, and warns about the other one
+    p = run('mergedepth_eval', '--pred_dir', out/'left_gt', '--gt_dir', out/'left_gt', '--output', tmp_path/'m.json')
+    assert 'devkit rounding' in p.stdout and json.loads((tmp_path/'m.json').read_text())['gt_rounding'] == 'devkit'
+    p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out, '--rounding', 'nearest', check=False)
+    assert p.returncode != 0 and "rounding 'devkit'" in p.stderr, p.stderr          # never both in one folder
+    run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'near', '--rounding', 'nearest')
+    p = run('mergedepth_eval', '--pred_dir', tmp_path/'near'/'left_gt', '--gt_dir', tmp_path/'near'/'left_gt', '--output', tmp_path/'n.json')
+    assert "warning: the ground truth was projected with rounding 'nearest'" in p.stderr, p.stderr
