@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mergedepth.model import DepthNet, seed_design
-from mergedepth.train import stereo_losses, GraphedStep
+from mergedepth.train import stereo_losses, GraphedStep, forward_pair
 from mergedepth.geometry import StereoCalib
 from mergedepth.data import KittiStereo, collate_stereo, make_synth, prepare_kitti, sample_raw_tree
 
@@ -71,7 +71,7 @@ def graphed(nets, params_of, phase, dtype):
 def step_flops(nets, batch, phase):
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as fc:
-        dl, dr = nets[0](batch['left']), nets[1](batch['right'])
+        dl, dr = forward_pair(nets, batch)
         loss, _ = bench_loss(phase)(dl, dr, batch)
         loss.backward()
     for n in nets: n.zero_grad(set_to_none=True)
@@ -83,7 +83,7 @@ def step_breakdown(nets, opts, batch, phase, dev, dtype, runs):
     for i in range(runs + 1):
         sync(dev); t0 = time.perf_counter()
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-            dl, dr = nets[0](batch['left']), nets[1](batch['right'])
+            dl, dr = forward_pair(nets, batch)
         sync(dev); t1 = time.perf_counter()
         loss, _ = bench_loss(phase)(dl, dr, batch)
         sync(dev); t2 = time.perf_counter()

@@ -397,7 +397,7 @@ def train(data_dir,                       # data folder in the training layout
                 if isinstance(v, (int, float)) and k not in ('step', 'epoch'): tb.add_scalar(f"{rec['kind']}/{k}", v, rec['step'])
 
     def recalibrate(ep):
-        n = getattr(A, 'bn_batches', 8)
+        n = min(getattr(A, 'bn_batches', 8), max(1, sampler.batches_per_epoch() // 4))   # at most a quarter of an epoch's work
         if not n: return
         smp = EpochSampler(len(ds), A.batch_size, A.seed + 99991, rank, world); smp.set_epoch(ep)
         bs = list(itertools.islice(loader(ds, smp), n))

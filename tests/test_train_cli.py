@@ -174,3 +174,20 @@ def test_sync_bn_on_cpu_is_refused(synth, tmp_path):
     from mergedepth.train import train
     with pytest.raises(ValueError, match='SyncBatchNorm does not run on the CPU'):
         train(synth, device='cpu', sync_bn=True, encoder='resnet18', pretrained=False, image_output_dir=tmp_path/'i', model_output_dir=tmp_path/'m')
+
+RECIPE = {1: dict(lr=1e-3, alpha=1., gamma=.5, smooth=1e-3, supervised_kind='l1'),
+          2: dict(lr=1e-4, beta=1., gamma=.1, smooth=1e-3, supervised_kind='l1')}
+
+def test_defaults_are_the_validated_recipe(synth, tmp_path):
+    "The CLIs and the Python API train with the same defaults, the ones 04_train's evidence used (the seed's drifted apart)."
+    from mergedepth.train import train
+    one = ['--max_steps', 1, *SMALL]
+    run('mergedepth_train', '--data_dir', synth, *one, '--image_output_dir', tmp_path/'i1', '--model_output_dir', tmp_path/'m1')
+    run('mergedepth_keep_training', '--data_dir', synth, *one, '--image_output_dir', tmp_path/'i2', '--model_output_dir', tmp_path/'m2')
+    kw = dict(max_steps=1, encoder='resnet18', pretrained=False, height=64, width=192, batch_size=2, workers=0, print_every=0,
+              tensorboard=False, progress=False)
+    for phase, d in ((1, 'm1'), (2, 'm2')):
+        cli = torch.load(tmp_path/d/'checkpoint.pt', weights_only=False)['args']
+        train(synth, phase=phase, image_output_dir=tmp_path/f'pi{phase}', model_output_dir=tmp_path/f'pm{phase}', **kw)
+        api = torch.load(tmp_path/f'pm{phase}'/'checkpoint.pt', weights_only=False)['args']
+        for k, v in RECIPE[phase].items(): assert cli[k] == v and api[k] == v, (phase, k, cli[k], api[k], v)
