@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from fastcore.script import call_parse
+from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .geometry import StereoCalib, read_stereo_calib, CalibError
 from .model import DepthNet
@@ -150,7 +150,7 @@ def fit_cli(left_image:str=None,      # left (camera 1) image file
             steps:int=300,            # optimiser steps
             encoder:str='resnet18',   # resnet18, resnet34 or resnet50 (from scratch)
             max_pixels:int=60_000,    # working size in pixels
-            resize_calib:bool=False,  # allow a rig given for another image size (rescaled to the images)
+            resize_calib:bool_arg=False, # allow a rig given for another image size (rescaled to the images)
             seed:int=0,               # random seed
             device:str='auto'):       # auto (CUDA when present), cpu, cuda
     "Fit the two networks to one rectified stereo pair (no training data, no depth supervision) and write both depth maps."

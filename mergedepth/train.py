@@ -246,7 +246,7 @@ def recalibrate_bn(net:nn.Module, inputs, dtype=None) -> nn.Module:
     return net.train(was)
 
 # %% ../nbs/04_train.ipynb #6653cf59
-class _Stop(Exception): "Raised from a signal handler to stop training with a checkpoint."
+class _Stop(BaseException): "Raised from a signal handler to stop training with a checkpoint; a BaseException, so no `except Exception` swallows it."
 
 def _net(encoder, pretrained, scale, max_depth, path=None, init_depth=None):
     if path:
