@@ -22,16 +22,18 @@ def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None
 # %% ../nbs/02_losses.ipynb #4ce24944
 def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
                     gt:torch.Tensor,     # (B,1,H,W) lidar depth, metres, 0 = no measurement
-                    kind:str='l2',       # 'l2' (the seed's), 'l1' or 'berhu'
+                    kind:str='l2',       # 'l2' (the seed's), 'l1', 'berhu' (on depth / max_depth) or 'log' (l1 on log depth)
                     drop_p:float=0.0,    # drop each lidar point with this probability
                     max_depth:float=120.,# depths are divided by this
                    ) -> torch.Tensor:
     "Loss between predicted depth and sparse lidar depth where lidar exists; 0 for a batch without any point."
-    if kind not in ('l2', 'l1', 'berhu'): raise ValueError(f"kind should be 'l2', 'l1' or 'berhu', got {kind!r}")
+    if kind not in ('l2', 'l1', 'berhu', 'log'): raise ValueError(f"kind should be 'l2', 'l1', 'berhu' or 'log', got {kind!r}")
     if pred.shape[-2:] != gt.shape[-2:]:
         pred = F.interpolate(pred, size=gt.shape[-2:], mode='bilinear', align_corners=False)
     mask = gt > 0
     if drop_p > 0: mask = mask & (torch.rand_like(gt) >= drop_p)
+    if kind == 'log':                    # a relative error: |log p - log g| ~ |p - g| / g, what abs_rel weighs
+        return masked_mean((pred.clamp(min=1e-3).log() - gt.clamp(min=1e-3).log()).abs(), mask)
     x = (pred - gt) / max_depth
     if kind == 'l2': err = x ** 2
     elif kind == 'l1': err = x.abs()
@@ -155,9 +157,10 @@ def pyramid_level(step:int, total:int, levels:int=3) -> int:
 def stereo_losses(dl, dr,             # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
                   batch:dict,         # left, right (clean views), left_gt, right_gt, calib; optional left_input, right_input
                   phase:int,          # 1: supervised + consistency; 2: reconstruction + consistency
-                  alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., kind='l1', drop_p=0., max_depth=120.,
+                  alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., kind='log', drop_p=0., max_depth=120.,
                   c_mask=False, r_mask=False, smooth=1e-3,
                   level:int=0,        # image pyramid level of the photometric terms
+                  sup_all_scales:bool=False, # supervise every scale (each upsampled to the lidar's size), not only the finest
                   occlusion:bool=True):  # leave occluded pixels out of the photometric terms
     "Weighted training loss of one batch and its parts (a dict of detached scalars)."
     dls, drs = ([*d] if isinstance(d, (list, tuple)) else [d] for d in (dl, dr))
@@ -166,8 +169,9 @@ def stereo_losses(dl, dr,             # depth of the left / right view: (B,1,h,w
     parts, terms = {}, []
     sup_w = alpha if phase == 1 else lidar_in_phase2
     if sup_w > 0:
-        parts['sup_L'] = supervised_loss(dl, batch['left_gt'], kind, drop_p, max_depth)
-        parts['sup_R'] = supervised_loss(dr, batch['right_gt'], kind, drop_p, max_depth)
+        sup = lambda ds, gt: (sum(supervised_loss(d, gt, kind, drop_p, max_depth) for d in ds) / len(ds) if sup_all_scales
+                              else supervised_loss(ds[0], gt, kind, drop_p, max_depth))
+        parts['sup_L'], parts['sup_R'] = sup(dls, batch['left_gt']), sup(drs, batch['right_gt'])
         terms.append((sup_w, parts['sup_L'] + parts['sup_R']))
     if phase == 2 and beta > 0:
         kw = dict(level=level, row_weighting=r_mask, occlusion=occlusion)

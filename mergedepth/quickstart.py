@@ -29,10 +29,9 @@ def _link_subset(data:Path, frames, dst:Path):
 
 def save_examples(path, pairs, n:int=3, vmax:float=60.):
     "Input, predicted depth, lidar and error for `n` test frames: `pairs` = [(image, pred, gt, name)]."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure              # no pyplot: the notebook's own backend stays as it is
     n = min(n, len(pairs))
-    fig, ax = plt.subplots(n, 3, figsize=(13, 1.6 * n + 0.4), squeeze=False)
+    fig = Figure(figsize=(13, 1.6 * n + 0.4)); ax = fig.subplots(n, 3, squeeze=False)
     for i, (img, pred, gt, name) in enumerate(pairs[:n]):
         ax[i, 0].imshow(img); ax[i, 0].set_title(f'test scene {name}', fontsize=7)
         ax[i, 1].imshow(pred, cmap='turbo_r', vmin=0, vmax=vmax); ax[i, 1].set_title(f'predicted depth (0-{vmax:g} m)', fontsize=7)
@@ -41,13 +40,13 @@ def save_examples(path, pairs, n:int=3, vmax:float=60.):
         ax[i, 2].set_title('relative error at the lidar points', fontsize=7)
     for a in ax.ravel(): a.axis('off')
     fig.colorbar(sc, ax=ax[:, 2].tolist(), fraction=0.02)
-    fig.savefig(path, dpi=90, bbox_inches='tight'); plt.close(fig)
+    fig.savefig(path, dpi=90, bbox_inches='tight')
 
 def quickstart(output_dir='quickstart', # everything goes here
                device='auto',           # auto, cpu, cuda
                height:int=64, width:int=192, encoder:str='resnet18',
-               drives:int=4, frames:int=24, # synthetic data: drives x frames, rendered at twice the training size
-               epochs1:int=30, epochs2:int=6, batch_size:int=8, workers:int=1, seed:int=0, progress:bool=True) -> dict:
+               drives:int=8, frames:int=24, # synthetic data: drives x frames, rendered at twice the training size
+               epochs1:int=15, epochs2:int=6, batch_size:int=8, workers:int=1, seed:int=0, progress:bool=True) -> dict:
     "Synthetic data, phase 1, phase 2, stereo inference on unseen scenes, evaluation and a report; returns the metrics."
     out = Path(output_dir); t0 = time.time()
     rep = out/'report'; rep.mkdir(parents=True, exist_ok=True)
@@ -114,9 +113,9 @@ def quickstart_cli(output_dir:str='quickstart', # folder for everything (created
                    height:int=64,               # training height (multiple of 32)
                    width:int=192,               # training width (multiple of 32)
                    encoder:str='resnet18',      # resnet18, resnet34 or resnet50
-                   drives:int=4,                # synthetic drives
+                   drives:int=8,                # synthetic drives
                    frames:int=24,               # frames per drive
-                   epochs1:int=30,              # phase-1 epochs
+                   epochs1:int=15,              # phase-1 epochs
                    epochs2:int=6,               # phase-2 epochs
                    batch_size:int=8,            # stereo pairs per step
                    seed:int=0):                 # random seed

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Sampler
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, save_depthnet, load_depthnet, load_weights
-from .losses import stereo_losses, reconstruct
+from .losses import stereo_losses, reconstruct, pyramid_level
 from .data import KittiStereo, collate_stereo
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
@@ -120,11 +120,12 @@ class GraphedStep:
         for o in self.opts: o.step()
         return dict(dl=dl[0].detach(), dr=dr[0].detach(), loss=loss.detach(), parts=parts)   # nothing keeps the autograd graph alive
 
-    def __call__(self, batch) -> dict:
+    def __call__(self, batch,
+                 key=None) -> dict:   # anything `loss_fn` reads besides the batch (e.g. the pyramid level): a new key records again
         "Train on `batch`: returns the depth maps, the loss, its parts and whether it was finite (no update when not)."
         self._copy_in(batch)
-        lrs = [g['lr'] for o in self.opts for g in o.param_groups]
-        if self.graph and self.g is not None and lrs != self.lrs: self.g = None     # the learning rate changed: record again
+        lrs = [g['lr'] for o in self.opts for g in o.param_groups] + [key]
+        if self.graph and self.g is not None and lrs != self.lrs: self.g = None     # the learning rate or the key changed: record again
         if not self.graph or self.n < self.warmup:
             for o in self.opts: o.zero_grad(set_to_none=True)
             if self.graph:
@@ -167,11 +168,10 @@ def _turbo(depth:torch.Tensor, vmax:float) -> np.ndarray:
 
 def save_samples(path, batch, dl, dr, phase:int, n:int=2, vmax:float=60.):
     "A sample image: for up to `n` frames, left and right inputs above their predicted depth (and the left view rebuilt in phase 2)."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure              # no pyplot: the notebook's own backend stays as it is
     n = min(n, len(batch['left']))
     rows = 3 if phase == 2 else 2
-    fig, ax = plt.subplots(rows * n, 2, figsize=(10, 1.9 * rows * n), squeeze=False)
+    fig = Figure(figsize=(10, 1.9 * rows * n)); ax = fig.subplots(rows * n, 2, squeeze=False)
     up = lambda d, ref: F.interpolate(d.float(), size=ref.shape[-2:], mode='bilinear', align_corners=False)
     for i in range(n):
         for j, (img, d) in enumerate(((batch['left'], dl), (batch['right'], dr))):
@@ -182,15 +182,14 @@ def save_samples(path, batch, dl, dr, phase:int, n:int=2, vmax:float=60.):
             ax[rows * i + 2, 0].imshow((rec[0] * valid[0]).permute(1, 2, 0).float().cpu().clamp(0, 1).numpy()); ax[rows * i + 2, 0].set_title('left view rebuilt from the right image', fontsize=7)
             ax[rows * i + 2, 1].imshow((rec[0] - batch['left'][i]).abs().mean(0).float().cpu().numpy(), cmap='magma', vmin=0, vmax=0.3); ax[rows * i + 2, 1].set_title('|rebuilt - left|', fontsize=7)
     for a in ax.ravel(): a.axis('off')
-    fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=80); plt.close(fig)
+    fig.tight_layout(); Path(path).parent.mkdir(parents=True, exist_ok=True); fig.savefig(path, dpi=80)
 
 def plot_curves(log_path, out_path):
     "Training loss (and its parts) per step and validation abs_rel per epoch from a metrics.jsonl."
-    import matplotlib; matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure              # no pyplot: the notebook's own backend stays as it is
     recs = [json.loads(l) for l in Path(log_path).read_text().splitlines() if l.strip()]
     steps = [r for r in recs if r.get('kind') == 'step']; vals = [r for r in recs if r.get('kind') == 'val']
-    fig, ax = plt.subplots(1, 2, figsize=(11, 3.5))
+    fig = Figure(figsize=(11, 3.5)); ax = fig.subplots(1, 2)
     keys = [k for k in (steps[0] if steps else {}) if k not in ('kind', 'step', 'epoch', 'lr', 'sec')]   # the loss and every part it logged
     for k in keys: ax[0].plot([r['step'] for r in steps], [r[k] for r in steps], label=k, lw=1)
     ax[0].set_yscale('log'); ax[0].set_xlabel('step'); ax[0].legend(fontsize=7); ax[0].set_title('training loss', fontsize=9)
@@ -200,7 +199,7 @@ def plot_curves(log_path, out_path):
         if 'row_abs_rel' in vals[0]: ax[1].axhline(vals[0]['row_abs_rel'], color='gray', ls=':', label='row prior (training lidar)')
         ax[1].legend(fontsize=7)
     ax[1].set_xlabel('step'); ax[1].set_title('validation', fontsize=9)
-    fig.tight_layout(); fig.savefig(out_path, dpi=80); plt.close(fig)
+    fig.tight_layout(); fig.savefig(out_path, dpi=80)
 
 @torch.no_grad()
 def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.,
@@ -262,7 +261,7 @@ def train(data_dir,                       # data folder in the training layout
           epochs:int=5, batch_size:int=8, lr:float|None=None,          # None: 1e-3 in phase 1, 1e-4 in phase 2
           lr_decay:bool=True, lr_decay_rate:float=0.9, lr_decay_every:int=1,   # lr *= rate every N epochs
           alpha:float=1., beta:float=1., gamma:float|None=None, reg:float=0., smooth:float=1e-3, lidar_in_phase2:float=0.,   # gamma None: .5 / .1
-          supervised_kind:str='l1', drop_p:float=0.,
+          supervised_kind:str='log', drop_p:float=0.,
           height:int=192, width:int=640, encoder:str='resnet50', pretrained:bool=True, fullscale:bool=False, max_depth:float=120.,
           l_model_pth=None, r_model_pth=None,  # start from these networks (phase 2: required)
           image_output_dir='images', model_output_dir='models',
@@ -271,10 +270,13 @@ def train(data_dir,                       # data folder in the training layout
           print_every:int=100, augmentation:bool=True, train_frac:float|None=None, split:str|None=None, val_split:str|None=None,
           c_mask:bool=False, r_mask:bool=False, max_bad_steps:int=5, progress:bool=True, tensorboard:bool=True,
           compile:bool=False, cuda_graph:bool|None=None, init_depth:float=10., keep_epoch_models:int|None=None,
-          bn_batches:int=8) -> dict:          # re-estimate BatchNorm statistics over this many batches at epoch ends (0: off)
+          bn_batches:int=8,                  # re-estimate BatchNorm statistics over this many batches at epoch ends (0: off)
+          sup_all_scales:bool=False,         # phase 1: supervise all four decoder scales, not only the finest
+          pyramid:int|None=None) -> dict:    # phase 2: coarse-to-fine photometric pyramid from this level to 0 over the run (0: off; None: 3 from scratch, 0 from given networks)
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
     if lr is None: lr = 1e-3 if phase == 1 else 1e-4                    # the validated recipe (04_train's evidence)
     if gamma is None: gamma = .5 if phase == 1 else .1
+    if pyramid is None: pyramid = 0 if l_model_pth else 3              # coarse-to-fine where training starts outside the basin
     args = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items()}
     dev, rank, world = setup_device(device)
     if sync_bn and dev.type != 'cuda':
@@ -406,9 +408,12 @@ def train(data_dir,                       # data folder in the training layout
     def on_signal(signum, frame): raise _Stop(signal.Signals(signum).name)
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if __import__('threading').current_thread() is __import__('threading').main_thread() else {}
     loss_kw = dict(alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2, kind=A.supervised_kind,
-                   drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask, smooth=A.smooth)
+                   drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask, smooth=A.smooth,
+                   sup_all_scales=getattr(A, 'sup_all_scales', False))
+    levels = getattr(A, 'pyramid', 0) if A.phase == 2 else 0         # checkpoints from before the pyramid: none
+    cur = {'level': 0}                                       # the pyramid level of this step
     def loss_fn(dl, dr, b):
-        loss, parts = stereo_losses(dl, dr, b, A.phase, **loss_kw)
+        loss, parts = stereo_losses(dl, dr, b, A.phase, level=cur['level'], **loss_kw)
         if A.reg > 0: loss = loss + A.reg * sum(p.abs().sum() for n in raw for p in n.parameters())
         return loss, parts
     gstep = GraphedStep(nets, opts, loss_fn, dtype) if graph else None
@@ -421,12 +426,13 @@ def train(data_dir,                       # data folder in the training layout
             k = in_epoch if ep == epoch0 else 0
             sampler.set_epoch(ep, k); ds.set_epoch(ep)
             t0 = time.perf_counter()
-            for batch in loader(ds, sampler):
+            for nxt in loader(ds, sampler):                     # `batch` stays the one trained on last (the final sample image shows it)
                 if step >= total: mid = True; break
-                batch = {key: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v.to(dev) if hasattr(v, 'resize') else v) for key, v in batch.items()}
+                batch = {key: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v.to(dev) if hasattr(v, 'resize') else v) for key, v in nxt.items()}
                 for key in ('left', 'right'): batch[key] = batch[key].contiguous(memory_format=mf)
+                cur['level'] = pyramid_level(step, total, levels) if levels else 0
                 if gstep:                                           # recorded step: updates only where the loss is finite
-                    out = gstep(batch)
+                    out = gstep(batch, key=cur['level'])
                     dl, dr, loss, parts, ok, batch = out['dl'], out['dr'], out['loss'], out['parts'], out['finite'], out['batch']
                 else:
                     with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
@@ -521,7 +527,7 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               gamma:float=.5,             # weight of the consistency loss
               reg:float=0.,               # L1 weight regularisation
               smooth:float=1e-3,          # edge-aware smoothness weight (multi-scale, Godard et al. 2019)
-              supervised_kind:str='l1',   # supervised loss: l1 (default), l2 (the seed's) or berhu
+              supervised_kind:str='log',  # supervised loss: log (l1 of log depth; default since 0.30 -> 0.14 in 04_train), l1, l2 (the seed's) or berhu
               drop_p:float=0.,            # drop each lidar point with this probability
               height:int=192,             # training image height (multiple of 32)
               width:int=640,              # training image width (multiple of 32)
@@ -565,7 +571,7 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               beta:float=1.,              # weight of the reconstruction loss (four scales, clean views, occlusions masked)
               gamma:float=.1,             # weight of the consistency loss
               lidar_in_phase2:float=0.,   # weight of the supervised loss kept in phase 2
-              reg:float=0., smooth:float=1e-3, supervised_kind:str='l1', drop_p:float=0.,
+              reg:float=0., smooth:float=1e-3, supervised_kind:str='log', drop_p:float=0.,
               height:int=192, width:int=640, encoder:str='resnet50', pretrained:bool_arg=True, fullscale:bool_arg=False, max_depth:float=120.,
               l_model_pth:str=None,       # phase-1 left network
               r_model_pth:str=None,       # phase-1 right network
@@ -576,7 +582,8 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               cuda_graph:bool_arg=None,   # record each step as a CUDA graph (default: on for one GPU process in bf16/fp32)
               init_depth:float=10.,       # networks started from scratch predict around this depth at first
               keep_epoch_models:int=None, # keep only the last N left_XX.pth/right_XX.pth (default: all)
-              bn_batches:int=8):          # re-estimate BatchNorm statistics over this many batches at each epoch end (0: off)
+              bn_batches:int=8,           # re-estimate BatchNorm statistics over this many batches at each epoch end (0: off)
+              pyramid:int=None):          # coarse-to-fine photometric pyramid from this level to 0 over the run (default: 3 from scratch, 0 from --l_model_pth)
     "Phase 2: continue the phase-1 networks with the stereo reconstruction loss and left-right consistency."
     if not resume and not (l_model_pth and r_model_pth):
         print("note: no --l_model_pth/--r_model_pth: phase 2 starts from new networks (self-supervised from scratch)")

@@ -175,8 +175,8 @@ def test_sync_bn_on_cpu_is_refused(synth, tmp_path):
     with pytest.raises(ValueError, match='SyncBatchNorm does not run on the CPU'):
         train(synth, device='cpu', sync_bn=True, encoder='resnet18', pretrained=False, image_output_dir=tmp_path/'i', model_output_dir=tmp_path/'m')
 
-RECIPE = {1: dict(lr=1e-3, alpha=1., gamma=.5, smooth=1e-3, supervised_kind='l1'),
-          2: dict(lr=1e-4, beta=1., gamma=.1, smooth=1e-3, supervised_kind='l1')}
+RECIPE = {1: dict(lr=1e-3, alpha=1., gamma=.5, smooth=1e-3, supervised_kind="log"),
+          2: dict(lr=1e-4, beta=1., gamma=.1, smooth=1e-3, supervised_kind="log", pyramid=3)}   # from scratch: coarse-to-fine
 
 def test_defaults_are_the_validated_recipe(synth, tmp_path):
     "The CLIs and the Python API train with the same defaults, the ones 04_train's evidence used (the seed's drifted apart)."
