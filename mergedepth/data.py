@@ -191,6 +191,7 @@ class KittiStereo(Dataset):
                                + (f" and the folder's images were stored at {self.stored_hw[1]}x{self.stored_hw[0]}" if self.stored_hw else ''))
         rig = rig.resize(self.hw).to(torch.float32)
         lgt, rgt = self._depth(f.get('left_gt')), self._depth(f.get('right_gt'))
+        inl = inr = None
         if self.augment:
             # the same sample in the same epoch gets the same augmentation, in whichever worker and after a resume
             g = torch.Generator().manual_seed(hash((self.aug_seed, self.epoch, i)) & 0x7FFFFFFF)
@@ -204,9 +205,9 @@ class KittiStereo(Dataset):
                 inl, inr = (x.mean(0, keepdim=True).expand(3, -1, -1).contiguous() for x in (inl, inr))
             s = u[2] * self.noise_std
             if s > 0: inl, inr = ((x + s * torch.randn(x.shape, generator=g)).clamp_(0, 1) for x in (inl, inr))
-            if inl is not left:
-                return dict(left=left, right=right, left_input=inl, right_input=inr, left_gt=lgt, right_gt=rgt, calib=rig, name='/'.join(self.frames[i]))
-        return dict(left=left, right=right, left_gt=lgt, right_gt=rgt, calib=rig, name='/'.join(self.frames[i]))
+        out = dict(left=left, right=right, left_gt=lgt, right_gt=rgt, calib=rig, name='/'.join(self.frames[i]))
+        if inl is not None and inl is not left: out.update(left_input=inl, right_input=inr)     # only when they differ
+        return out
 
 def prepared_image_size(data_dir):
     "(H, W) at which `mergedepth_prepare --image_size` stored a folder's images and lidar maps; None for the cameras' own sizes."

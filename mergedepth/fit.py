@@ -35,6 +35,10 @@ def working_size(hw, max_pixels:int=60_000) -> tuple:
     s = min(1., math.sqrt(max_pixels / (H * W)))
     return max(32, int(round(H * s / 32)) * 32), max(32, int(round(W * s / 32)) * 32)
 
+def _to_working(x:torch.Tensor, hw, dev) -> torch.Tensor:
+    "(1,3,H,W) image resized (antialiased) to the working size `hw` on `dev`."
+    return F.interpolate(x, size=hw, mode='bilinear', align_corners=False, antialias=True).clamp(0, 1).to(dev)
+
 def rig_depth_range(calib:StereoCalib, w:int):
     "(min_depth, max_depth, init_depth) in metres for a rig at width `w`: disparities w/3 px, 0.2 px and w/32 px."
     fb = float(calib.K1[..., 0, 0].flatten()[0]) * calib.baseline
@@ -63,7 +67,7 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     steps = 300 if steps is None else int(steps)
     dev = pick_device(device)
     hw = working_size((H, W), max_pixels)
-    Lw, Rw = (F.interpolate(x, size=hw, mode='bilinear', align_corners=False, antialias=True).clamp(0, 1).to(dev) for x in (L, R))
+    Lw, Rw = (_to_working(x, hw, dev) for x in (L, R))
     rig = calib.resize(hw).to(torch.float32).to(dev)
     lo, hi, init = rig_depth_range(rig, hw[1])
     nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train() for _ in range(2)]
@@ -130,7 +134,7 @@ def fit_depth_to_lidar(image,                  # (H,W,3) uint8 array or (3,H,W) 
     if lidar.shape != (H, W): raise ValueError(f"lidar map {lidar.shape} and image {(H, W)} differ in size")
     dev = pick_device(device)
     hw = working_size((H, W), max_pixels)
-    x = F.interpolate(img, size=hw, mode='bilinear', align_corners=False, antialias=True).clamp(0, 1).to(dev)
+    x = _to_working(img, hw, dev)
     gt = torch.from_numpy(np.ascontiguousarray(lidar, dtype=np.float32))[None, None].to(dev)
     net = DepthNet(encoder, pretrained=False, max_depth=max_depth).to(dev).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)

@@ -221,10 +221,10 @@ def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.,
     if prior is not None and len(prior) == maps[0].shape[0]: out['row_abs_rel'] = baseline_abs_rel(maps, np.minimum(prior, max_depth))
     return out
 
-def lidar_row_prior(ds, n:int=200, seed:int=0):
-    "`row_prior` of the left lidar of up to `n` frames of a `KittiStereo` (seeded choice); None when it has no lidar."
+def lidar_row_prior(ds, n:int=200, seed:int=0, max_depth:float=80.):
+    "`row_prior` of the left lidar (points under `max_depth`, the ones `validate` scores) of up to `n` frames of a `KittiStereo` (seeded choice); None when it has no lidar."
     idx = np.random.default_rng(seed).permutation(len(ds))[:n]
-    gts = [ds._depth(ds.files[ds.frames[i]].get('left_gt'))[0].numpy() for i in idx]
+    gts = [np.where(g < max_depth, g, 0) for g in (ds._depth(ds.files[ds.frames[i]].get('left_gt'))[0].numpy() for i in idx)]
     gts = [g for g in gts if (g > 0).any()]
     return row_prior(gts) if gts else None
 
@@ -345,7 +345,7 @@ def train(data_dir,                       # data folder in the training layout
     vloader = loader(vds, bs=A.batch_size) if (vds is not None and main) else None
     prior = None
     if vloader is not None:                                 # the row prior of the training lidar, for the validation table
-        try: prior = lidar_row_prior(ds if need_gt else KittiStereo(root, tr_split, hw, need_gt=True, train_frac=A.train_frac, seed=A.seed), seed=A.seed)
+        try: prior = lidar_row_prior(ds if need_gt else KittiStereo(root, tr_split, hw, need_gt=True, train_frac=A.train_frac, seed=A.seed), seed=A.seed, max_depth=min(A.max_depth, 80.))
         except (FileNotFoundError, ValueError): prior = None
     total = min(A.epochs * sampler.batches_per_epoch(), A.max_steps or 10 ** 12)
 
