@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The training recipe on the harder synthetic scenes: which choices make the networks beat the image-blind baselines.
 
-    python benchmarks/recipe.py --out benchmarks/results/recipe_<machine>.json [--budget 420] [--parallel 4] [--quick]
+    python benchmarks/recipe.py --out benchmarks/results/recipe/<stage>_<machine>.json [--budget 420] [--parallel 5] [--quick]
 
 Renders the scenes (03_data's `make_synth(hard=True)`), then trains ResNet-18 networks from scratch at 64x192:
 stage 1 compares phase-1 and phase-2 variants (seed 0, scored on the `val` scenes); stage 2 continues the best phase-1
@@ -51,7 +51,7 @@ def one_run(spec:dict):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('--out', default=str(ROOT/'benchmarks'/'results'/'recipe.json'))
+    ap.add_argument('--out', default=str(ROOT/'benchmarks'/'results'/'recipe'/'recipe.json'))
     ap.add_argument('--budget', type=float, default=420., help='seconds for all training; runs still going then are stopped')
     ap.add_argument('--parallel', type=int, default=5, help='training processes at a time')
     ap.add_argument('--quick', action='store_true', help='tiny data and a few steps: checks the script, measures nothing')
