@@ -235,24 +235,41 @@ def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
               calib_dir:str=None,     # KITTI date folder with calib_cam_to_cam.txt (for ply and confidence)
               workers:int=0):         # image-reading processes
     "Predict depth maps with trained mergedepth models, for one view or stereo pairs."
+    def fail(msg): print(f"mergedepth_infer: {msg}", file=sys.stderr); raise SystemExit(2)   # one line, exit 2
     formats = [f.strip() for f in format.split(',') if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
-    if bad: raise SystemExit(f"mergedepth_infer: unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
-    if output_dir is None: raise SystemExit("mergedepth_infer: --output_dir is required")
+    if bad: fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if output_dir is None: fail("--output_dir is required")
+    if batch_size < 1: fail(f"--batch_size must be at least 1, got {batch_size}")
+    if (height is None) != (width is None): fail("give both --height and --width, or neither (the size stored in the model)")
+    if height is not None and (height < 32 or width < 32 or height % 32 or width % 32):
+        fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
     hw = (height, width) if height and width else None
-    t = time.time()
-    if l_model_pth or r_model_pth:
-        if not (l_model_pth and r_model_pth): raise SystemExit("mergedepth_infer: stereo needs both --l_model_pth and --r_model_pth")
-        if left_dir is None or right_dir is None:
-            if input_dir is None: raise SystemExit("mergedepth_infer: stereo needs --left_dir and --right_dir, or --input_dir")
-            left_dir, right_dir = resolve_stereo_dirs(input_dir)
-        res = infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
-        what = 'stereo pair(s)'
+    stereo = bool(l_model_pth or r_model_pth)
+    if stereo:
+        if not (l_model_pth and r_model_pth): fail("stereo needs both --l_model_pth and --r_model_pth")
+        if (left_dir is None or right_dir is None) and input_dir is None: fail("stereo needs --left_dir and --right_dir, or --input_dir")
     else:
-        if model_pth is None or input_dir is None: raise SystemExit("mergedepth_infer: give --model_pth and --input_dir (one view), or --l_model_pth/--r_model_pth (stereo)")
-        if 'confidence' in formats: raise SystemExit("mergedepth_infer: --format confidence needs stereo models")
-        res = infer_folder(model_pth, input_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
-        what = 'image(s)'
+        if model_pth is None or input_dir is None: fail("give --model_pth and --input_dir (one view), or --l_model_pth/--r_model_pth (stereo)")
+        if 'confidence' in formats: fail("--format confidence needs stereo models")
+    for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
+        if f is not None and not Path(f).is_file(): fail(f"{flag}: no such file {f}")
+    for flag, d in (('--input_dir', input_dir), ('--left_dir', left_dir), ('--right_dir', right_dir), ('--calib_dir', calib_dir)):
+        if d is not None and not Path(d).is_dir(): fail(f"{flag}: no such folder {d}")
+        if d is not None and flag != '--calib_dir' and Path(d).resolve() == Path(output_dir).resolve():
+            fail(f"--output_dir is the input folder {d}: the depth maps would replace the images there; choose another --output_dir")
+    t = time.time()
+    try:
+        if stereo:
+            if left_dir is None or right_dir is None: left_dir, right_dir = resolve_stereo_dirs(input_dir)
+            for d in (left_dir, right_dir):
+                if Path(d).resolve() == Path(output_dir).resolve(): fail(f"--output_dir is the input folder {d}; choose another --output_dir")
+            res = infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
+            what = 'stereo pair(s)'
+        else:
+            res = infer_folder(model_pth, input_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
+            what = 'image(s)'
+    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e: fail(str(e))   # CalibError is a ValueError
     print(f"wrote depth for {res['written']} {what} to {output_dir} in {time.time() - t:.1f} s")
     if res['skipped']:
         print(f"skipped {len(res['skipped'])} file(s):", file=sys.stderr)

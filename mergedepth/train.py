@@ -274,6 +274,10 @@ def train(data_dir,                       # data folder in the training layout
           sup_all_scales:bool=False,         # phase 1: supervise all four decoder scales, not only the finest
           pyramid:int|None=None) -> dict:    # phase 2: coarse-to-fine photometric pyramid from this level to 0 over the run (0: off; None: 3 from scratch, 0 from given networks)
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
+    for name, v in (('batch_size', batch_size), ('epochs', epochs), ('max_steps', max_steps or 1)):
+        if v < 1: raise ValueError(f"--{name} must be at least 1, got {v}")
+    if height < 32 or width < 32 or height % 32 or width % 32:
+        raise ValueError(f"--height and --width must be positive multiples of 32 (the encoder halves the image five times), got {height}x{width}")
     if lr is None: lr = 1e-3 if phase == 1 else 1e-4                    # the validated recipe (04_train's evidence)
     if gamma is None: gamma = .5 if phase == 1 else .1
     if pyramid is None: pyramid = 0 if l_model_pth else 3              # coarse-to-fine where training starts outside the basin
@@ -296,7 +300,7 @@ def train(data_dir,                       # data folder in the training layout
                 if ck['args'].get(k) != args[k]: print(f"note: resuming with {k}={ck['args'].get(k)} from the checkpoint (asked: {args[k]})")
             keep = {k: args[k] for k in ('resume', 'epochs', 'max_steps', 'workers', 'device', 'progress', 'checkpoint_every', 'print_every', 'cuda_graph')}
             args = {**ck['args'], **keep}
-        elif main: print(f"note: --resume True but no {ck_path}: starting from scratch")
+        else: raise FileNotFoundError(f"--resume True but there is no {ck_path}: nothing to resume (leave --resume out to start a new run)")
     if args['workers'] is None: args['workers'] = workers
     A = type('Args', (), args)
     if A.phase == 2 and not ck and not (A.l_model_pth and A.r_model_pth) and main:

@@ -47,3 +47,26 @@ def test_missing_prediction_is_named(synth, models, tmp_path):
     assert p.returncode != 0 and '2000_01_01_drive_0001_sync/0000000001' in p.stderr
     p = run('mergedepth_eval', '--pred_dir', out, '--gt_dir', synth/'left_gt', '--allow_missing', 'True', '--output', tmp_path/'m.json')
     assert '11 ground-truth frame(s) without prediction skipped' in p.stdout
+
+def test_infer_refuses_bad_arguments_in_one_line(synth, models, tmp_path):
+    "Bad input to mergedepth_infer: one line on stderr naming what is wrong, exit code 2, no traceback, nothing written."
+    M, imgs = models/'left.pth', synth/'left_imgs'/'2000_01_01_drive_0001_sync'
+    bad_cal = tmp_path/'cal'; bad_cal.mkdir(); (bad_cal/'calib_cam_to_cam.txt').write_text('P_rect_02: 1 0 0\n')
+    cases = [(['--model_pth', tmp_path/'none.pth', '--input_dir', imgs], 'none.pth'),
+             (['--model_pth', M, '--input_dir', tmp_path/'nowhere'], 'nowhere'),
+             (['--model_pth', M, '--input_dir', imgs, '--height', 70, '--width', 192], 'multiples of 32'),
+             (['--model_pth', M, '--input_dir', imgs, '--height', 64], 'both --height and --width'),
+             (['--model_pth', M, '--input_dir', imgs, '--batch_size', 0], '--batch_size'),
+             (['--l_model_pth', M, '--r_model_pth', M, '--input_dir', tmp_path], 'neither a KITTI raw drive'),
+             (['--l_model_pth', M, '--r_model_pth', M, '--input_dir', synth, '--format', 'ply', '--calib_dir', bad_cal], str(bad_cal))]
+    for i, (args, says) in enumerate(cases):
+        out = tmp_path/f'o{i}'
+        p = run('mergedepth_infer', *args, '--output_dir', out, '--device', 'cpu', check=False)
+        msg = [l[l.index('mergedepth_infer:'):] for l in p.stderr.splitlines() if 'mergedepth_infer:' in l]   # (a progress bar may precede it)
+        assert p.returncode == 2 and len(msg) == 1 and says in msg[0] and 'Traceback' not in p.stderr, (args, p.returncode, p.stderr)
+    # the output folder is the input folder: refused before anything is written, the images stay
+    own = tmp_path/'own'; shutil.copytree(imgs, own)
+    before = {f.name: f.read_bytes() for f in own.iterdir()}
+    p = run('mergedepth_infer', '--model_pth', M, '--input_dir', own, '--output_dir', own, '--device', 'cpu', check=False)
+    assert p.returncode == 2 and 'replace the images' in p.stderr, p.stderr
+    assert {f.name: f.read_bytes() for f in own.iterdir()} == before

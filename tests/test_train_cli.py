@@ -191,3 +191,13 @@ def test_defaults_are_the_validated_recipe(synth, tmp_path):
         train(synth, phase=phase, image_output_dir=tmp_path/f'pi{phase}', model_output_dir=tmp_path/f'pm{phase}', **kw)
         api = torch.load(tmp_path/f'pm{phase}'/'checkpoint.pt', weights_only=False)['args']
         for k, v in RECIPE[phase].items(): assert cli[k] == v and api[k] == v, (phase, k, cli[k], api[k], v)
+
+def test_bad_training_arguments_are_one_line(synth, tmp_path):
+    "--batch_size 0, a size that is not a multiple of 32, and --resume with nothing to resume: one line, exit 2."
+    base = ['mergedepth_train', '--data_dir', synth, '--encoder', 'resnet18', '--pretrained', 'False', '--device', 'cpu',
+            '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
+    for extra, says in ((['--batch_size', 0], '--batch_size must be at least 1'), (['--height', 70, '--width', 192], 'multiples of 32'),
+                        (['--height', 64, '--width', 192, '--resume', 'True'], 'nothing to resume')):
+        p = run(*base, *extra, check=False)
+        assert p.returncode == 2 and says in p.stderr and 'Traceback' not in p.stderr, (extra, p.returncode, p.stderr[-2000:])
+        assert not (tmp_path/'m'/'checkpoint.pt').exists()
