@@ -272,7 +272,8 @@ def train(data_dir,                       # data folder in the training layout
           compile:bool=False, cuda_graph:bool|None=None, init_depth:float=10., keep_epoch_models:int|None=None,
           bn_batches:int=8,                  # re-estimate BatchNorm statistics over this many batches at epoch ends (0: off)
           sup_all_scales:bool=False,         # phase 1: supervise all four decoder scales, not only the finest
-          pyramid:int|None=None) -> dict:    # phase 2: coarse-to-fine photometric pyramid from this level to 0 over the run (0: off; None: 3 from scratch, 0 from given networks)
+          pyramid:int|None=None,             # phase 2: coarse-to-fine photometric pyramid from this level to 0 over the run (0: off; None: 3 from scratch, 0 from given networks)
+          signals:bool=False) -> dict:       # stop on SIGINT/SIGTERM with a checkpoint and exit 130 (the console scripts); False: Ctrl-C saves and re-raises, SIGTERM is left alone
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
     for name, v in (('batch_size', batch_size), ('epochs', epochs), ('max_steps', max_steps or 1)):
         if v < 1: raise ValueError(f"--{name} must be at least 1, got {v}")
@@ -298,7 +299,7 @@ def train(data_dir,                       # data folder in the training layout
             ck = torch.load(ck_path, map_location='cpu', weights_only=False)
             for k in ('encoder', 'fullscale', 'height', 'width', 'phase'):
                 if ck['args'].get(k) != args[k]: print(f"note: resuming with {k}={ck['args'].get(k)} from the checkpoint (asked: {args[k]})")
-            keep = {k: args[k] for k in ('resume', 'epochs', 'max_steps', 'workers', 'device', 'progress', 'checkpoint_every', 'print_every', 'cuda_graph')}
+            keep = {k: args[k] for k in ('resume', 'epochs', 'max_steps', 'workers', 'device', 'progress', 'checkpoint_every', 'print_every', 'cuda_graph', 'signals')}
             args = {**ck['args'], **keep}
         else: raise FileNotFoundError(f"--resume True but there is no {ck_path}: nothing to resume (leave --resume out to start a new run)")
     if args['workers'] is None: args['workers'] = workers
@@ -410,7 +411,8 @@ def train(data_dir,                       # data folder in the training layout
         for net, side in zip(raw, ('left', 'right')): recalibrate_bn(net, [b.get(f'{side}_input', b[side]) for b in bs], dtype)
 
     def on_signal(signum, frame): raise _Stop(signal.Signals(signum).name)
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if __import__('threading').current_thread() is __import__('threading').main_thread() else {}
+    in_main = __import__('threading').current_thread() is __import__('threading').main_thread()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if signals and in_main else {}
     loss_kw = dict(alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2, kind=A.supervised_kind,
                    drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask, smooth=A.smooth,
                    sup_all_scales=getattr(A, 'sup_all_scales', False))
@@ -486,6 +488,7 @@ def train(data_dir,                       # data folder in the training layout
     except (_Stop, KeyboardInterrupt) as e:
         ended = f'interrupted ({e or "KeyboardInterrupt"})'
         checkpoint(ep, k, ended); save_latest()
+        if not signals: raise                                       # a notebook or a script: its own KeyboardInterrupt
         raise SystemExit(130)
     finally:
         bar.close()
@@ -507,7 +510,7 @@ def train(data_dir,                       # data folder in the training layout
 def _run_cli(kw:dict):
     kw = {k: v for k, v in kw.items() if k != 'xtra' and k != 'pdb'}
     if kw.get('data_dir') is None: raise SystemExit("--data_dir is required")
-    try: res = train(**kw)
+    try: res = train(**kw, signals=True)                     # Ctrl-C / SIGTERM: checkpoint, then exit 130
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         rank = dist_info()[0]
         print(f"[rank {rank}] error: {e}", file=sys.stderr)

@@ -102,6 +102,20 @@ def test_signal_saves_a_checkpoint(synth, tmp_path, sig):
     p = run(*args, '--resume', 'True', '--max_steps', ck['step'] + 1)
     assert f"finished: {ck['step'] + 1} steps" in p.stdout, p.stdout
 
+def test_train_in_a_script_leaves_sigterm_alone(synth, tmp_path):
+    "train() called from Python (a notebook, a test runner under `timeout`) installs no handler: SIGTERM ends it at once."
+    script = (f"from mergedepth.train import train\n"
+              f"train({str(synth)!r}, epochs=50, encoder='resnet18', pretrained=False, height=64, width=192, batch_size=2, workers=0,"
+              f" device='cpu', print_every=0, progress=False, tensorboard=False, image_output_dir={str(tmp_path/'i')!r}, model_output_dir={str(tmp_path/'m')!r})\n")
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg'}
+    proc = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    log = tmp_path/'i'/'metrics.jsonl'
+    t0 = time.time()
+    while time.time() - t0 < 300 and not (log.is_file() and log.read_text().count('"kind": "step"') >= 2): time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, out[-2000:])
+
 def test_non_finite_losses_stop_with_a_checkpoint(synth, tmp_path):
     data = tmp_path/'data'; shutil.copytree(synth, data)
     for f in (data/'left_gt').rglob('*.npy'):                      # every supervised loss becomes inf
