@@ -100,7 +100,8 @@ def resize_depth(pred:np.ndarray, hw) -> np.ndarray:
     return F.interpolate(t, size=tuple(hw), mode='bilinear', align_corners=False)[0, 0].numpy()
 
 def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_depth:float=80.,
-                     median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True, split=None) -> dict:
+                     median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True, split=None,
+                     stretch:bool=False) -> dict:   # resize predictions of another aspect ratio too (default: refuse them, > 5 % off)
     "Metrics of every ground-truth file under `gt_dir` (or those of a `split` file) against the prediction of the same relative name under `pred_dir`."
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     gts, preds = _depth_files(gt_dir), _depth_files(pred_dir)
@@ -120,6 +121,10 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
         gt = read_depth(gts[k])
         pred = read_depth(preds[k])
         if pred.ndim != 2: raise ValueError(f"{preds[k]}: prediction of shape {pred.shape}")
+        ar_p, ar_g = pred.shape[1] / pred.shape[0], gt.shape[1] / gt.shape[0]
+        if not stretch and abs(ar_p / ar_g - 1) > 0.05:          # 192x640 against KITTI's 375x1242 is 0.6 % off
+            raise ValueError(f"{preds[k]} is {pred.shape[1]}x{pred.shape[0]} but its ground truth {gts[k]} is {gt.shape[1]}x{gt.shape[0]}: "
+                             f"another aspect ratio (pass --stretch True to resize it anyway)")
         pred = resize_depth(pred, gt.shape)
         row = dict(frame=k)
         for cap in caps:
@@ -162,10 +167,11 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              median_scaling:bool_arg=False, # scale each prediction by median(gt)/median(pred)
              allow_missing:bool_arg=False,  # skip ground-truth frames without a prediction (counted)
              output:str='metrics.json',   # JSON summary; the per-image CSV goes beside it
-             split:str=None):             # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
+             split:str=None,              # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
+             stretch:bool_arg=False):     # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
     if pred_dir is None or gt_dir is None: raise SystemExit("mergedepth_eval: --pred_dir and --gt_dir are required")
-    try: res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing, split=split)
+    try: res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing, split=split, stretch=stretch)
     except (FileNotFoundError, ValueError, RuntimeError) as e: raise SystemExit(f"mergedepth_eval: {e}")
     rounding = lidar_rounding(Path(gt_dir).parent)                 # D/left_gt -> D/prepared.json
     res['gt_rounding'] = rounding

@@ -570,6 +570,13 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
     "Phase 1: train the left and right depth networks with lidar supervision and left-right consistency."
     _run_cli(dict(locals(), phase=1))
 
+def _carry_size(model_pth, height, width) -> tuple:
+    "(height, width): those given, else the size `model_pth` was trained at (with a note), else 192x640."
+    if height is not None and width is not None: return height, width
+    hw = load_depthnet(model_pth).hw if model_pth and Path(model_pth).is_file() else None
+    if hw: print(f"note: training at {hw[1]}x{hw[0]}, the size {model_pth} was trained at (--height/--width to change it)")
+    return height or (hw[0] if hw else 192), width or (hw[1] if hw else 640)
+
 @call_parse
 def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               lr:float=1e-4,              # Adam learning rate (the seed's 1e-5 learnt nothing measurable in phase 2)
@@ -579,7 +586,8 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               gamma:float=.1,             # weight of the consistency loss
               lidar_in_phase2:float=0.,   # weight of the supervised loss kept in phase 2
               reg:float=0., smooth:float=1e-3, supervised_kind:str='log', drop_p:float=0.,
-              height:int=192, width:int=640, encoder:str='resnet50', pretrained:bool_arg=True, fullscale:bool_arg=False, max_depth:float=120.,
+              height:int=None, width:int=None, # training size (default: the size --l_model_pth was trained at, else 192x640)
+              encoder:str='resnet50', pretrained:bool_arg=True, fullscale:bool_arg=False, max_depth:float=120.,
               l_model_pth:str=None,       # phase-1 left network
               r_model_pth:str=None,       # phase-1 right network
               image_output_dir:str='images', model_output_dir:str='models', max_steps:int=None, checkpoint_every:int=None,
@@ -594,4 +602,5 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
     "Phase 2: continue the phase-1 networks with the stereo reconstruction loss and left-right consistency."
     if not resume and not (l_model_pth and r_model_pth):
         print("note: no --l_model_pth/--r_model_pth: phase 2 starts from new networks (self-supervised from scratch)")
+    height, width = _carry_size(l_model_pth, height, width)   # the phase-1 size rather than a stretch to 192x640
     _run_cli(dict(locals(), phase=2))

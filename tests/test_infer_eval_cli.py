@@ -70,3 +70,15 @@ def test_infer_refuses_bad_arguments_in_one_line(synth, models, tmp_path):
     p = run('mergedepth_infer', '--model_pth', M, '--input_dir', own, '--output_dir', own, '--device', 'cpu', check=False)
     assert p.returncode == 2 and 'replace the images' in p.stderr, p.stderr
     assert {f.name: f.read_bytes() for f in own.iterdir()} == before
+
+def test_eval_refuses_another_aspect_ratio(synth, tmp_path):
+    "A 100x100 prediction against 64x192 ground truth is refused with both file names; --stretch True scores it anyway."
+    from mergedepth.data import write_depth
+    pred = tmp_path/'pred'/'2000_01_01_drive_0001_sync'/'0000000000.png'; pred.parent.mkdir(parents=True)
+    write_depth(pred, np.full((100, 100), 10., np.float32))
+    gt = tmp_path/'gt'/'2000_01_01_drive_0001_sync'; gt.mkdir(parents=True); shutil.copy(synth/'left_gt'/'2000_01_01_drive_0001_sync'/'0000000000.npy', gt)
+    args = ['mergedepth_eval', '--pred_dir', tmp_path/'pred', '--gt_dir', tmp_path/'gt', '--crop', 'none', '--output', tmp_path/'m.json']
+    p = run(*args, check=False)
+    assert p.returncode != 0 and '0000000000.png is 100x100' in p.stderr and '0000000000.npy is 192x64' in p.stderr, p.stderr
+    run(*args, '--stretch', 'True')
+    assert json.loads((tmp_path/'m.json').read_text())['n_images'] == 1

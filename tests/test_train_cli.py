@@ -215,3 +215,13 @@ def test_bad_training_arguments_are_one_line(synth, tmp_path):
         p = run(*base, *extra, check=False)
         assert p.returncode == 2 and says in p.stderr and 'Traceback' not in p.stderr, (extra, p.returncode, p.stderr[-2000:])
         assert not (tmp_path/'m'/'checkpoint.pt').exists()
+
+def test_phase2_trains_at_the_phase1_size(synth, tmp_path):
+    "mergedepth_keep_training on 64x192 phase-1 models, with the seed's flags and no --height/--width, trains at 64x192."
+    from mergedepth.model import DepthNet, save_depthnet
+    for side in ('left', 'right'): save_depthnet(DepthNet('resnet18', pretrained=False), tmp_path/f'{side}.pth', hw=(64, 192))
+    p = run('mergedepth_keep_training', '--data_dir', synth, '--l_model_pth', tmp_path/'left.pth', '--r_model_pth', tmp_path/'right.pth',
+            '--beta', .1, '--gamma', 1, '--lr', 1e-5, '--max_steps', 1, '--batch_size', 2, '--workers', 0, '--pretrained', 'False',
+            '--encoder', 'resnet18', '--tensorboard', 'False', '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m')
+    args = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)['args']
+    assert (args['height'], args['width']) == (64, 192) and 'training at 192x64' in p.stdout, (args['height'], args['width'], p.stdout)
