@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'write_depth', 'resize_rgb8', 'read_rgb8',
            'read_image', 'resize_sparse_depth', 'read_split', 'list_frames', 'random_split', 'check_frames',
-           'KittiStereo', 'prepared_image_size', 'lidar_rounding', 'read_image_size', 'collate_stereo', 'value_noise',
-           'random_scene', 'random_pose', 'cast_rays', 'shade', 'render_view', 'sensor', 'synth_intrinsics',
-           'write_synth_calib', 'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'parse_size', 'prepare_kitti',
-           'prepare_cli', 'sample_raw_tree']
+           'KittiStereo', 'prepared_image_size', 'lidar_rounding', 'read_image_size', 'collate_stereo', 'error_line',
+           'verify_frames', 'CLIError', 'cli_fail', 'cli_errors', 'value_noise', 'random_scene', 'random_pose',
+           'cast_rays', 'shade', 'render_view', 'sensor', 'synth_intrinsics', 'write_synth_calib', 'simulate_lidar',
+           'make_synth', 'run_jobs', 'synth_cli', 'parse_size', 'prepare_kitti', 'prepare_cli', 'sample_raw_tree']
 
 # %% ../nbs/03_data.ipynb #35d09f00
-import os, re, json, shutil, time, random, tempfile
+import os, re, sys, json, shutil, time, random, tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 import numpy as np
@@ -70,10 +71,17 @@ def resize_rgb8(a:np.ndarray, hw) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]       # channels-last memory: torch's fast path
     return F.interpolate(x, size=tuple(hw), mode='bilinear', align_corners=False, antialias=True)[0].permute(1, 2, 0).contiguous().numpy()
 
+def _rgb8(im) -> np.ndarray:
+    "A PIL image as (H,W,3) uint8. 16-bit grayscale (mode I;16, or I) is scaled by 255/65535 (PIL's own RGB conversion clips it at 255: nearly white)."
+    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
+        a = np.clip(np.round(np.asarray(im, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, -1)
+    return np.array(im if im.mode == 'RGB' else im.convert('RGB'))
+
 def read_rgb8(path, hw=None) -> np.ndarray:
-    "An image file as an (H,W,3) uint8 array, resized to `hw` when given; errors name the file."
+    "An image file (8-bit RGB, grayscale, palette, or 16-bit grayscale) as an (H,W,3) uint8 array, resized to `hw` when given; errors name the file."
     try:
-        with Image.open(path) as im: a = np.array(im if im.mode == 'RGB' else im.convert('RGB'))
+        with Image.open(path) as im: a = _rgb8(im)
     except Exception as e: raise RuntimeError(f"cannot read image {path}: {e}") from e
     return resize_rgb8(a, hw) if hw is not None and a.shape[:2] != tuple(hw) else a
 
@@ -147,8 +155,10 @@ class KittiStereo(Dataset):
                  subset:str='train',            # with train_frac: 'train' or 'val'
                  seed:int=0,                    # for the random split
                  p_gray:float=0.2, noise_std:float=0.03, p_flip:float=0.5, # augmentation strengths
-                 frames=None):                  # explicit list of (drive, frame); overrides split
+                 frames=None,                   # explicit list of (drive, frame); overrides split
+                 skip_unreadable:bool=False):   # a frame that cannot be read gives the next readable one, named in the sample's 'skipped'
         self.data_dir, self.hw, self.augment, self.need_gt = Path(data_dir), tuple(hw), augment, need_gt
+        self.skip_unreadable = skip_unreadable
         self.aug_seed, self.epoch = seed, 0
         self.p_gray, self.noise_std, self.p_flip = p_gray, noise_std, p_flip
         if frames is None:
@@ -178,11 +188,26 @@ class KittiStereo(Dataset):
     def _image(self, path):
         return read_image(path, self.hw), tuple(read_image_size(path))
 
-    def _depth(self, path):
-        if path is None: return torch.zeros(1, *self.hw)
-        return torch.from_numpy(resize_sparse_depth(read_depth(path), self.hw))[None]
+    def lidar(self, i:int, side:str='left') -> torch.Tensor:
+        "The lidar map (1,h,w) metres of frame `i` in view `side` ('left'/'right'), moved point by point to `hw`; zeros without one. A map whose size is not its image's is refused, naming both files."
+        f = self.files[self.frames[i]]; p = f.get(side + '_gt')
+        if p is None: return torch.zeros(1, *self.hw)
+        d, hw0 = read_depth(p), tuple(read_image_size(f[side]))
+        if d.shape != hw0:
+            raise RuntimeError(f"{p} is a {d.shape[1]}x{d.shape[0]} lidar map but its image {f[side]} is {hw0[1]}x{hw0[0]}: "
+                               "a lidar map must be projected at its image's size (prepare the folder again)")
+        return torch.from_numpy(resize_sparse_depth(d, self.hw))[None]
 
     def __getitem__(self, i:int) -> dict:
+        if not self.skip_unreadable: return self._sample(i)
+        skipped = []
+        for j in range(min(len(self), 64)):                      # the next readable frame, as the order stays seeded
+            try: out = self._sample((i + j) % len(self))
+            except Exception as e: skipped.append(error_line(e)); continue
+            out['skipped'] = skipped; return out
+        raise RuntimeError(f"64 frames in a row from {'/'.join(self.frames[i])} are unreadable in {self.data_dir}; the first: {skipped[0]}")
+
+    def _sample(self, i:int) -> dict:
         f = self.files[self.frames[i]]
         (left, hw0), (right, _) = self._image(f['left']), self._image(f['right'])
         rig = self.calib(i)
@@ -190,7 +215,7 @@ class KittiStereo(Dataset):
             raise RuntimeError(f"{f['left']} is {hw0[1]}x{hw0[0]} but the calibration of its date says {rig.hw[1]}x{rig.hw[0]}"
                                + (f" and the folder's images were stored at {self.stored_hw[1]}x{self.stored_hw[0]}" if self.stored_hw else ''))
         rig = rig.resize(self.hw).to(torch.float32)
-        lgt, rgt = self._depth(f.get('left_gt')), self._depth(f.get('right_gt'))
+        lgt, rgt = self.lidar(i, 'left'), self.lidar(i, 'right')
         inl = inr = None
         if self.augment:
             # the same sample in the same epoch gets the same augmentation, in whichever worker and after a resume
@@ -233,7 +258,47 @@ def collate_stereo(samples) -> dict:
         for k in ('left', 'right'): out[k + '_input'] = torch.stack([s.get(k + '_input', s[k]) for s in samples])
     out['calib'] = StereoCalib.collate([s['calib'] for s in samples])
     out['name'] = [s['name'] for s in samples]
+    if any('skipped' in s for s in samples): out['skipped'] = [m for s in samples for m in s.get('skipped', [])]
     return out
+
+def error_line(e:BaseException) -> str:
+    "The message of an exception on one line, without the traceback a DataLoader worker wraps around it."
+    s = str(e).strip()
+    if 'Original Traceback' in s:                                 # "Caught X in DataLoader worker ... \n<traceback>\nX: message"
+        s = s.splitlines()[-1]; s = re.sub(r'^[\w.]*(Error|Exception)\w*: ', '', s)
+    return s
+
+class _Verify(Dataset):
+    def __init__(self, ds): self.ds = ds
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        try: self.ds._sample(i); return None
+        except Exception as e: return ('/'.join(self.ds.frames[i]), error_line(e))
+
+def _as_list(x): return x
+
+def verify_frames(ds:KittiStereo, workers:int=0, progress:bool=True) -> list:
+    "Read every frame of `ds` as training would (images decoded, lidar maps and their sizes checked, the rig read): [(frame, problem)], empty when all are sound."
+    from torch.utils.data import DataLoader
+    dl = DataLoader(_Verify(ds), batch_size=16, num_workers=workers, collate_fn=_as_list)
+    return [r for b in tqdm(dl, desc='checking frames', total=len(dl), disable=not progress) for r in b if r is not None]
+
+# %% ../nbs/03_data.ipynb #d654cad0
+class CLIError(Exception): "A console script's own check failed: the message says what to change."
+
+def cli_fail(msg:str):
+    "Stop a console script with one line (inside `cli_errors`)."
+    raise CLIError(msg)
+
+@contextmanager
+def cli_errors(prog:str,              # the script's name, e.g. 'mergedepth_prepare'
+               debug:bool=False):     # re-raise with the traceback instead
+    "Turn bad-input errors (CLIError, FileNotFoundError, ValueError, RuntimeError, OSError) into `prog: error: <message>` on stderr and exit code 2."
+    try: yield
+    except (CLIError, FileNotFoundError, ValueError, RuntimeError, OSError) as e:
+        if debug: raise
+        print(f"{prog}: error: {error_line(e)}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 # %% ../nbs/03_data.ipynb #fd482776
 def _hash3(ix, iy, iz, seed:int):
@@ -453,22 +518,32 @@ def synth_cli(output_dir:str=None, # folder to write the synthetic data into
               width:int=1242,      # image width
               seed:int=0,          # random seed (the same seed gives the same scenes)
               workers:int=0,       # rendering processes (0: none)
-              hard:bool_arg=True): # the harder scenes (pose per drive, sky, textureless/striped/glossy surfaces, camera noise)
+              hard:bool_arg=True,  # the harder scenes (pose per drive, sky, textureless/striped/glossy surfaces, camera noise)
+              debug:bool_arg=False): # show the traceback of an error
     "Render synthetic stereo scenes with lidar ground truth in the mergedepth/KITTI training layout."
-    if output_dir is None: raise SystemExit("mergedepth_synth: --output_dir is required")
-    t = time.time()
-    out = make_synth(output_dir, drives, frames, (height, width), seed, workers, hard=hard)
+    with cli_errors('mergedepth_synth', debug):
+        if output_dir is None: cli_fail("--output_dir is required")
+        for name, v in (('--drives', drives), ('--frames', frames), ('--height', height), ('--width', width)):
+            if v < 1: cli_fail(f"{name} must be at least 1, got {v}")
+        if workers < 0: cli_fail(f"--workers must be 0 or more, got {workers}")
+        if Path(output_dir).is_file(): cli_fail(f"--output_dir {output_dir} is a file")
+        t = time.time()
+        out = make_synth(output_dir, drives, frames, (height, width), seed, workers, hard=hard)
     print(f"wrote {drives * frames} synthetic stereo frames ({height}x{width}) to {out} in {time.time() - t:.0f} s")
 
 # %% ../nbs/03_data.ipynb #8e420715
 def _prepare_frame(args):
     "Convert one raw frame; returns 'done', 'skipped' or an error string."
     raw_drive, out, drive, frame, gt_ext, size, rounding = args
-    src = dict(left=raw_drive/'image_02'/'data'/f'{frame}.png', right=raw_drive/'image_03'/'data'/f'{frame}.png',
-               velo=raw_drive/'velodyne_points'/'data'/f'{frame}.bin')
-    dst = dict(left=out/'left_imgs'/drive/f'{frame}.png', right=out/'right_imgs'/drive/f'{frame}.png',
+    img = lambda cam: _find(raw_drive/cam/'data', frame, IMG_EXTS) or raw_drive/cam/'data'/f'{frame}.png'
+    src = dict(left=img('image_02'), right=img('image_03'), velo=raw_drive/'velodyne_points'/'data'/f'{frame}.bin')
+    ext = lambda k: '.png' if size is not None else src[k].suffix.lower()        # copies keep their format (.jpg stays .jpg)
+    dst = dict(left=out/'left_imgs'/drive/(frame + ext('left')), right=out/'right_imgs'/drive/(frame + ext('right')),
                left_gt=out/'left_gt'/drive/f'{frame}{gt_ext}', right_gt=out/'right_gt'/drive/f'{frame}{gt_ext}')
-    if all(p.exists() for p in dst.values()): return 'skipped'
+    cal = [out/'calib'/drive_date(drive)/f for f in ('calib_cam_to_cam.txt', 'calib_velo_to_cam.txt')]
+    if all(p.exists() for p in dst.values()):                  # done unless a source or the calibration changed since
+        newest = max(p.stat().st_mtime for p in [*src.values(), *cal] if p.exists())
+        if min(p.stat().st_mtime for p in dst.values()) >= newest: return 'skipped'
     gone = [k for k, p in src.items() if not p.is_file()]
     if gone: return f"{drive}/{frame}: missing {', '.join(str(src[k]) for k in gone)}"
     try:
@@ -517,21 +592,23 @@ def prepare_kitti(raw_dir, output_dir, drives=None, workers:int=0, gt_format:str
     out.mkdir(parents=True, exist_ok=True)
     (out/'prepared.json').write_text(json.dumps({'image_size': list(size) if size else None, 'lidar_rounding': rounding}) + '\n')
     for tmp in out.glob('*/*/*.tmp*'): tmp.unlink()                           # left-overs of an interrupted run
-    jobs = []
+    jobs, problems = [], []
     for d in found:
         date = drive_date(d.name)
         cal = out/'calib'/date
-        if not (cal/'calib_velo_to_cam.txt').exists():
-            cal.mkdir(parents=True, exist_ok=True)
-            for f in ('calib_cam_to_cam.txt', 'calib_velo_to_cam.txt'):
-                if not (d.parent/f).is_file(): raise FileNotFoundError(f"calibration file missing: {d.parent/f}")
-                shutil.copyfile(d.parent/f, cal/(f + '.tmp')); os.replace(cal/(f + '.tmp'), cal/f)
+        cal.mkdir(parents=True, exist_ok=True)
+        for f in ('calib_cam_to_cam.txt', 'calib_velo_to_cam.txt'):            # copied when the content differs: a fixed
+            if not (d.parent/f).is_file(): raise FileNotFoundError(f"calibration file missing: {d.parent/f}")   # file is picked up,
+            if not (cal/f).is_file() or (cal/f).read_bytes() != (d.parent/f).read_bytes():              # and its frames redone
+                shutil.copyfile(d.parent/f, cal/(f + '.tmp')); os.replace(cal/(f + '.tmp'), cal/f); _calib.cache_clear()
         read_kitti_calib(cal)                                                  # fail early on a broken calibration
-        jobs += [(d, out, d.name, p.stem, '.' + gt_format, size, rounding) for p in sorted((d/'image_02'/'data').glob('*.png'))]
+        imgs = sorted(p for p in (d/'image_02'/'data').glob('*') if p.suffix.lower() in IMG_EXTS)
+        if not imgs: problems.append(f"{d.name}: no images (.png, .jpg) in {d/'image_02'/'data'}")
+        jobs += [(d, out, d.name, p.stem, '.' + gt_format, size, rounding) for p in imgs]
     t = time.time()
     res = run_jobs(_prepare_frame, jobs, workers, 'preparing', progress)
     summary = dict(drives=len(found), frames=len(jobs), done=res.count('done'), skipped=res.count('skipped'),
-                   problems=[r for r in res if r not in ('done', 'skipped')], seconds=time.time() - t)
+                   problems=problems + [r for r in res if r not in ('done', 'skipped')], seconds=time.time() - t)
     return summary
 
 @call_parse
@@ -541,11 +618,15 @@ def prepare_cli(raw_dir:str=None,     # KITTI raw root holding <date>/ folders
                 workers:int=2,        # processes
                 gt_format:str='npy',  # lidar maps as 'npy' (float32 metres) or 'png' (16-bit, metres x 256)
                 image_size:str=None,  # e.g. 192x640: store images and lidar maps at the training size (a faster loader; not for evaluation)
-                rounding:str='devkit'):# lidar pixel: devkit (round - 1, as KITTI's devkit and the published Eigen-split ground truth) or nearest
+                rounding:str='devkit',# lidar pixel: devkit (round - 1, as KITTI's devkit and the published Eigen-split ground truth) or nearest
+                debug:bool_arg=False): # show the traceback of an error
     "Convert KITTI raw drives into the mergedepth training layout, projecting the lidar into both colour cameras."
-    if raw_dir is None or output_dir is None: raise SystemExit("mergedepth_prepare: --raw_dir and --output_dir are required")
-    try: s = prepare_kitti(raw_dir, output_dir, drives, workers, gt_format, image_size=image_size, rounding=rounding)
-    except (ValueError, FileNotFoundError) as e: raise SystemExit(f"mergedepth_prepare: {e}")
+    with cli_errors('mergedepth_prepare', debug):
+        if raw_dir is None or output_dir is None: cli_fail("--raw_dir and --output_dir are required")
+        if not Path(raw_dir).is_dir(): cli_fail(f"--raw_dir: no such folder {raw_dir}")
+        if workers < 0: cli_fail(f"--workers must be 0 or more, got {workers}")
+        if Path(output_dir).resolve() == Path(raw_dir).resolve(): cli_fail("--output_dir is --raw_dir: prepare into another folder")
+        s = prepare_kitti(raw_dir, output_dir, drives, workers, gt_format, image_size=image_size, rounding=rounding)
     print(f"{s['drives']} drive(s), {s['frames']} frame(s): {s['done']} written, {s['skipped']} already there, "
           f"{len(s['problems'])} with problems ({s['seconds']:.1f} s)")
     for p in s['problems'][:20]: print('  ', p)

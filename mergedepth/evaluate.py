@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
-from .data import read_depth, read_split, lidar_rounding
+from .data import read_depth, read_split, lidar_rounding, cli_errors, cli_fail
 
 # %% ../nbs/06_evaluate.ipynb #d259b56d
 CROPS = {'garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
@@ -168,11 +168,17 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              allow_missing:bool_arg=False,  # skip ground-truth frames without a prediction (counted)
              output:str='metrics.json',   # JSON summary; the per-image CSV goes beside it
              split:str=None,              # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
-             stretch:bool_arg=False):     # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
+             stretch:bool_arg=False,      # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
+             debug:bool_arg=False):       # show the traceback of an error
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
-    if pred_dir is None or gt_dir is None: raise SystemExit("mergedepth_eval: --pred_dir and --gt_dir are required")
-    try: res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing, split=split, stretch=stretch)
-    except (FileNotFoundError, ValueError, RuntimeError) as e: raise SystemExit(f"mergedepth_eval: {e}")
+    with cli_errors('mergedepth_eval', debug):
+        if pred_dir is None or gt_dir is None: cli_fail("--pred_dir and --gt_dir are required")
+        for flag, d in (('--pred_dir', pred_dir), ('--gt_dir', gt_dir)):
+            if not Path(d).is_dir(): cli_fail(f"{flag}: no such folder {d}")
+        if split is not None and not Path(split).is_file(): cli_fail(f"--split: no such file {split}")
+        if str(crop).lower() != 'none' and crop not in CROPS: cli_fail(f"--crop should be one of {', '.join(CROPS)} or none, got {crop!r}")
+        if not 0 <= min_depth < max_depth: cli_fail(f"need 0 <= --min_depth < --max_depth, got {min_depth} and {max_depth}")
+        res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing, split=split, stretch=stretch)
     rounding = lidar_rounding(Path(gt_dir).parent)                 # D/left_gt -> D/prepared.json
     res['gt_rounding'] = rounding
     if rounding is None: print(f"ground truth: {gt_dir} is not in a prepared folder; its lidar rounding is unknown (published KITTI tables use the devkit's)")

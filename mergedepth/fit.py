@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .geometry import StereoCalib, read_stereo_calib, CalibError
 from .model import DepthNet
 from .losses import stereo_losses, supervised_loss, multiscale_smoothness, pyramid_level
-from .data import read_rgb8
+from .data import read_rgb8, cli_errors, cli_fail
 from .infer import FORMATS, lr_confidence, pick_device, write_outputs
 
 # %% ../nbs/09_fit.ipynb #69f85a81
@@ -156,18 +156,25 @@ def fit_cli(left_image:str=None,      # left (camera 1) image file
             max_pixels:int=60_000,    # working size in pixels
             resize_calib:bool_arg=False, # allow a rig given for another image size (rescaled to the images)
             seed:int=0,               # random seed
-            device:str='auto'):       # auto (CUDA when present), cpu, cuda
+            device:str='auto',        # auto (CUDA when present), cpu, cuda
+            debug:bool_arg=False):    # show the traceback of an error
     "Fit the two networks to one rectified stereo pair (no training data, no depth supervision) and write both depth maps."
-    def fail(msg): print(f"mergedepth_fit: {msg}", file=sys.stderr); raise SystemExit(2)
+    with cli_errors('mergedepth_fit', debug):
+        _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device)
+
+def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device):
+    fail = cli_fail
     for name, v in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib), ('--output_dir', output_dir)):
         if v is None: fail(f"{name} is required")
     formats = [f.strip() for f in format.split(',') if f.strip()]
     if bad := [f for f in formats if f not in FORMATS]: fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     if steps < 1: fail(f"--steps must be at least 1, got {steps}")
-    try:
-        Li, Ri = read_rgb8(left_image), read_rgb8(right_image)
-        rig = read_stereo_calib(calib)
-    except (RuntimeError, CalibError) as e: fail(str(e))
+    if max_pixels < 32 * 32: fail(f"--max_pixels must be at least 1024, got {max_pixels}")
+    if encoder not in ('resnet18', 'resnet34', 'resnet50'): fail(f"--encoder should be resnet18, resnet34 or resnet50, got {encoder!r}")
+    for name, f in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib)):
+        if not Path(f).exists(): fail(f"{name}: no such file {f}")
+    Li, Ri = read_rgb8(left_image), read_rgb8(right_image)
+    rig = read_stereo_calib(calib)
     if Li.shape != Ri.shape: fail(f"{left_image} is {Li.shape[1]}x{Li.shape[0]} but {right_image} is {Ri.shape[1]}x{Ri.shape[0]}")
     if rig.hw != Li.shape[:2]:
         if not resize_calib: fail(f"{calib} is for {rig.hw[1]}x{rig.hw[0]} images, {left_image} is {Li.shape[1]}x{Li.shape[0]} (pass --resize_calib True to rescale the rig)")

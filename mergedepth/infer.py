@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset, DataLoader
-from fastcore.script import call_parse
+from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, load_depthnet
-from .data import IMG_EXTS, read_image, write_depth, _DRIVE_RE, drive_date
+from .data import IMG_EXTS, read_image, write_depth, _DRIVE_RE, drive_date, cli_errors, cli_fail
 from .geometry import StereoCalib, read_kitti_calib, backproject, cross_view_depth
 
 # %% ../nbs/05_infer.ipynb #6b2f2c71
@@ -172,6 +172,8 @@ def infer_folder(model_pth, input_dir, output_dir, formats=('png',), device='aut
         good = [it for it in items if it[1] is not None]
         for i, d in _predict_group(pred, good).items():
             rig = find_calib(Path(input_dir), rels[i], calib_dir) if 'ply' in formats else None
+            if 'ply' in formats and rig is None:      # a point cloud needs the camera's intrinsics: say so rather than skip it
+                raise FileNotFoundError(f"--format ply needs a calibration for {Path(input_dir)/rels[i]}: pass --calib_dir <KITTI date folder>")
             K = rig.resize(d.shape).K1.numpy() if rig is not None else None
             img = (next(it[1] for it in good if it[0] == i).permute(1, 2, 0).numpy() * 255).astype(np.uint8) if 'ply' in formats else None
             write_outputs(d, out/rels[i].with_suffix(''), formats, img, K)
@@ -226,50 +228,61 @@ def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
               r_model_pth:str=None,   # stereo: right model
               left_dir:str=None,      # stereo: left images
               right_dir:str=None,     # stereo: right images (same file names)
-              format:str='png',       # comma-separated: png (16-bit, metres x 256), npy, color, ply, confidence
+              format:str='png',       # comma-separated: png (16-bit, metres x 256), npy, color, ply, confidence; onnx: the model(s) as ONNX
               device:str='auto',      # auto (CUDA when present), cpu, cuda, cuda:1, ...
               precision:str='fp32',   # fp32, bf16 or fp16
               batch_size:int=4,       # images per forward pass
               height:int=None,        # model input height (default: the size stored in the .pth)
               width:int=None,         # model input width
               calib_dir:str=None,     # KITTI date folder with calib_cam_to_cam.txt (for ply and confidence)
-              workers:int=0):         # image-reading processes
-    "Predict depth maps with trained mergedepth models, for one view or stereo pairs."
-    def fail(msg): print(f"mergedepth_infer: {msg}", file=sys.stderr); raise SystemExit(2)   # one line, exit 2
+              workers:int=0,          # image-reading processes
+              debug:bool_arg=False):  # show the traceback of an error
+    "Predict depth maps with trained mergedepth models, for one view or stereo pairs; or export them as ONNX (--format onnx)."
+    with cli_errors('mergedepth_infer', debug):
+        _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir, right_dir, format, device, precision,
+               batch_size, height, width, calib_dir, workers)
+
+def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir, right_dir, format, device, precision,
+           batch_size, height, width, calib_dir, workers):
     formats = [f.strip() for f in format.split(',') if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad: fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
-    if output_dir is None: fail("--output_dir is required")
-    if batch_size < 1: fail(f"--batch_size must be at least 1, got {batch_size}")
-    if (height is None) != (width is None): fail("give both --height and --width, or neither (the size stored in the model)")
+    bad = [f for f in formats if f not in FORMATS + ('onnx',)]
+    if bad: cli_fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS + ('onnx',))}")
+    onnx, formats = 'onnx' in formats, [f for f in formats if f != 'onnx']
+    if output_dir is None: cli_fail("--output_dir is required")
+    if batch_size < 1: cli_fail(f"--batch_size must be at least 1, got {batch_size}")
+    if workers < 0: cli_fail(f"--workers must be 0 or more, got {workers}")
+    if (height is None) != (width is None): cli_fail("give both --height and --width, or neither (the size stored in the model)")
     if height is not None and (height < 32 or width < 32 or height % 32 or width % 32):
-        fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
+        cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
     hw = (height, width) if height and width else None
     stereo = bool(l_model_pth or r_model_pth)
+    depth = bool(formats) or not onnx                      # --format onnx alone: export only, no images needed
     if stereo:
-        if not (l_model_pth and r_model_pth): fail("stereo needs both --l_model_pth and --r_model_pth")
-        if (left_dir is None or right_dir is None) and input_dir is None: fail("stereo needs --left_dir and --right_dir, or --input_dir")
+        if not (l_model_pth and r_model_pth): cli_fail("stereo needs both --l_model_pth and --r_model_pth")
+        if depth and (left_dir is None or right_dir is None) and input_dir is None: cli_fail("stereo needs --left_dir and --right_dir, or --input_dir")
     else:
-        if model_pth is None or input_dir is None: fail("give --model_pth and --input_dir (one view), or --l_model_pth/--r_model_pth (stereo)")
-        if 'confidence' in formats: fail("--format confidence needs stereo models")
+        if model_pth is None or (depth and input_dir is None): cli_fail("give --model_pth and --input_dir (one view), or --l_model_pth/--r_model_pth (stereo)")
+        if 'confidence' in formats: cli_fail("--format confidence needs stereo models")
     for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
-        if f is not None and not Path(f).is_file(): fail(f"{flag}: no such file {f}")
+        if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
     for flag, d in (('--input_dir', input_dir), ('--left_dir', left_dir), ('--right_dir', right_dir), ('--calib_dir', calib_dir)):
-        if d is not None and not Path(d).is_dir(): fail(f"{flag}: no such folder {d}")
-        if d is not None and flag != '--calib_dir' and Path(d).resolve() == Path(output_dir).resolve():
-            fail(f"--output_dir is the input folder {d}: the depth maps would replace the images there; choose another --output_dir")
+        if d is not None and not Path(d).is_dir(): cli_fail(f"{flag}: no such folder {d}")
     t = time.time()
-    try:
-        if stereo:
-            if left_dir is None or right_dir is None: left_dir, right_dir = resolve_stereo_dirs(input_dir)
-            for d in (left_dir, right_dir):
-                if Path(d).resolve() == Path(output_dir).resolve(): fail(f"--output_dir is the input folder {d}; choose another --output_dir")
-            res = infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
-            what = 'stereo pair(s)'
-        else:
-            res = infer_folder(model_pth, input_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
-            what = 'image(s)'
-    except (FileNotFoundError, ValueError, RuntimeError, OSError) as e: fail(str(e))   # CalibError is a ValueError
+    if onnx:
+        for src, name in ([(l_model_pth, 'left'), (r_model_pth, 'right')] if stereo else [(model_pth, Path(model_pth).stem)]):
+            out = export_onnx(src, Path(output_dir)/f'{name}.onnx', hw)
+            print(f"exported {src} to {out}" + (" (torch.export program: the onnx package is not installed)" if out.suffix != '.onnx' else ''))
+        if not depth: return
+    if stereo and (left_dir is None or right_dir is None): left_dir, right_dir = resolve_stereo_dirs(input_dir)
+    for d in ((left_dir, right_dir) if stereo else (input_dir,)):
+        if Path(d).resolve() == Path(output_dir).resolve():
+            cli_fail(f"--output_dir is the input folder {d}: the depth maps would replace the images there; choose another --output_dir")
+    if stereo:
+        res = infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
+        what = 'stereo pair(s)'
+    else:
+        res = infer_folder(model_pth, input_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
+        what = 'image(s)'
     print(f"wrote depth for {res['written']} {what} to {output_dir} in {time.time() - t:.1f} s")
     if res['skipped']:
         print(f"skipped {len(res['skipped'])} file(s):", file=sys.stderr)

@@ -212,14 +212,18 @@ class StereoDepthNet(nn.Module):
     def forward(self, img1, img2): return self.left(img1), self.right(img2)
 
 # %% ../nbs/01_model.ipynb #2d675105
-def save_depthnet(model:DepthNet, path, hw=None, **extra):
+def save_depthnet(model:DepthNet, path, hw=None,
+                  dtype=None,         # store floating-point weights as this dtype (torch.float16: half the file); loading gives fp32
+                  **extra):
     "Save `model` to `path` with its configuration and training image size `hw`, atomically (temporary file, then rename)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     m = getattr(model, 'module', model)
     m = getattr(m, '_orig_mod', m)
+    sd = m.state_dict()
+    if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     tmp = path.with_name(path.name + '.tmp')
-    torch.save(dict(arch='DepthNet', config=m.config, hw=tuple(hw) if hw else None,
-                    state_dict=m.state_dict(), **extra), tmp)
+    torch.save(dict(arch='DepthNet', config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
+                    weights_dtype=str(dtype or torch.float32).removeprefix('torch.'), **extra), tmp)
     tmp.replace(path)
 
 def _describe_state(sd:dict) -> str:
@@ -246,7 +250,7 @@ def load_depthnet(path, map_location='cpu', **config) -> DepthNet:
         cfg, sd, hw = {**ck['config'], **config}, ck['state_dict'], ck.get('hw')
     else:                                                   # a plain state dict (the seed's format)
         cfg, sd, hw = config, ck, None
-    sd = {k.removeprefix('module.'): v for k, v in sd.items()}
+    sd = {k.removeprefix('module.'): v.float() if v.is_floating_point() else v for k, v in sd.items()}   # fp16 files: fp32 again
     model = DepthNet(pretrained=False, init_depth=None, **_legacy_config(cfg, sd))
     load_weights(model, sd, path)
     model.hw = tuple(hw) if hw else None

@@ -10,7 +10,7 @@ import json, os, shutil, time
 from pathlib import Path
 import numpy as np
 import torch
-from fastcore.script import call_parse
+from fastcore.script import call_parse, bool_arg
 from .data import make_synth, read_split, read_depth, read_image, KittiStereo
 from .train import train
 from .infer import infer_stereo
@@ -55,7 +55,7 @@ def quickstart(output_dir='quickstart', # everything goes here
     data = make_synth(out/'data', drives, frames, hw=(2 * height, 2 * width), seed=seed, workers=2, progress=progress)
     common = dict(encoder=encoder, pretrained=False, height=height, width=width, batch_size=batch_size, workers=workers,
                   device=device, seed=seed, progress=progress, print_every=100, tensorboard=False, lr_decay=False,
-                  keep_epoch_models=1)
+                  keep_epoch_models=1, overwrite=True)        # a second quick start replaces the first one's runs
     say("phase 1: lidar + left-right consistency")
     r1 = train(data, phase=1, epochs=epochs1,                       # the recipe's defaults (02_losses, 04_train)
                image_output_dir=out/'phase1'/'images', model_output_dir=out/'phase1'/'models', **common)
@@ -118,6 +118,14 @@ def quickstart_cli(output_dir:str='quickstart', # folder for everything (created
                    epochs1:int=15,              # phase-1 epochs
                    epochs2:int=6,               # phase-2 epochs
                    batch_size:int=8,            # stereo pairs per step
-                   seed:int=0):                 # random seed
+                   seed:int=0,                  # random seed
+                   debug:bool_arg=False):       # show the traceback of an error
     "The whole mergedepth loop on synthetic stereo scenes, sized for a laptop CPU; prints where the report is."
-    quickstart(output_dir, device, height, width, encoder, drives, frames, epochs1, epochs2, batch_size, seed=seed)
+    from mergedepth.data import cli_errors, cli_fail
+    with cli_errors('mergedepth_quickstart', debug):
+        if height < 32 or width < 32 or height % 32 or width % 32: cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
+        for name, v in (('--drives', drives), ('--frames', frames), ('--epochs1', epochs1), ('--epochs2', epochs2), ('--batch_size', batch_size)):
+            if v < 1: cli_fail(f"{name} must be at least 1, got {v}")
+        if frames < 6: cli_fail(f"--frames must be at least 6 (of every six frames of a drive, the fifth is a validation and the sixth a test scene), got {frames}")
+        if Path(output_dir).is_file(): cli_fail(f"--output_dir {output_dir} is a file")
+        quickstart(output_dir, device, height, width, encoder, drives, frames, epochs1, epochs2, batch_size, seed=seed)

@@ -20,7 +20,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, save_depthnet, load_depthnet, load_weights
 from .losses import stereo_losses, reconstruct, pyramid_level
-from .data import KittiStereo, collate_stereo
+from .data import KittiStereo, collate_stereo, verify_frames, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
@@ -224,7 +224,7 @@ def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.,
 def lidar_row_prior(ds, n:int=200, seed:int=0, max_depth:float=80.):
     "`row_prior` of the left lidar (points under `max_depth`, the ones `validate` scores) of up to `n` frames of a `KittiStereo` (seeded choice); None when it has no lidar."
     idx = np.random.default_rng(seed).permutation(len(ds))[:n]
-    gts = [np.where(g < max_depth, g, 0) for g in (ds._depth(ds.files[ds.frames[i]].get('left_gt'))[0].numpy() for i in idx)]
+    gts = [np.where(g < max_depth, g, 0) for g in (ds.lidar(int(i), 'left')[0].numpy() for i in idx)]
     gts = [g for g in gts if (g > 0).any()]
     return row_prior(gts) if gts else None
 
@@ -245,7 +245,37 @@ def recalibrate_bn(net:nn.Module, inputs, dtype=None) -> nn.Module:
     return net.train(was)
 
 # %% ../nbs/04_train.ipynb #6653cf59
-class _Stop(BaseException): "Raised from a signal handler to stop training with a checkpoint; a BaseException, so no `except Exception` swallows it."
+class _Stop(BaseException): "Raised at a step boundary after SIGINT/SIGTERM (or at once after a second one); a BaseException, so no `except Exception` swallows it."
+class _DataError(Exception): "A training frame could not be read: the message names the file."
+
+class _Guard:
+    "Iterate a DataLoader; a worker's error becomes a `_DataError` of one line (the file and the reason, not the worker's traceback)."
+    def __init__(self, it): self.it = it
+    def __iter__(self):
+        it = iter(self.it)
+        while True:
+            try: b = next(it)
+            except StopIteration: return
+            except Exception as e:
+                if hasattr(it, '_shutdown_workers'): it._shutdown_workers()     # now, not when the traceback is freed
+                raise _DataError(error_line(e)) from None
+            yield b
+
+def _quiet_worker(_):
+    "Loader workers leave Ctrl-C to the main process (a terminal signals the whole process group) and end quietly on SIGTERM: no traceback from each."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *a: os._exit(0))      # exit 0: the main process gets no "worker killed" error mid-step
+
+_RUN_FILES = ('checkpoint.pt', 'left.pth', 'right.pth', 'metrics.jsonl')
+
+def _clear_run(img_dir:Path, mod_dir:Path):
+    "Remove what a previous run wrote into these folders (overwrite=True): checkpoint, model files, log, curves, samples, TensorBoard logs."
+    import re, shutil
+    for f in mod_dir.glob('*'):
+        if f.name == 'checkpoint.pt' or re.fullmatch(r'(left|right)(_\d+)?\.pth', f.name): f.unlink()
+    for f in img_dir.glob('*'):
+        if f.name in ('metrics.jsonl', 'curves.png') or re.fullmatch(r'sample_(\d+|final)\.png', f.name): f.unlink()
+    shutil.rmtree(img_dir/'tb', ignore_errors=True)
 
 def _net(encoder, pretrained, scale, max_depth, path=None, init_depth=None):
     if path:
@@ -269,14 +299,20 @@ def train(data_dir,                       # data folder in the training layout
           workers:int|None=None, seed:int=0, device:str='auto', precision:str='auto', channels_last:bool|None=None, sync_bn:bool=False,
           print_every:int=100, augmentation:bool=True, train_frac:float|None=None, split:str|None=None, val_split:str|None=None,
           c_mask:bool=False, r_mask:bool=False, max_bad_steps:int=5, progress:bool=True, tensorboard:bool=True,
-          compile:bool=False, cuda_graph:bool|None=None, init_depth:float=10., keep_epoch_models:int|None=None,
+          compile:bool=False, cuda_graph:bool|None=None, init_depth:float=10.,
+          keep_epoch_models:int=3,           # keep the last N left_XX.pth/right_XX.pth (0: all)
+          model_dtype:str='fp16',            # weights in the .pth files: fp16 (half the size; mean relative depth change < 1e-3, 01_model), bf16 or fp32
+          overwrite:bool=False,              # replace a run found in the output folders (default: refuse)
+          check_data:bool=False,             # read every frame once before training and list what cannot be used
+          skip_unreadable:bool=False,        # train past unreadable frames (the next readable one instead), counted and named at the end
           bn_batches:int=8,                  # re-estimate BatchNorm statistics over this many batches at epoch ends (0: off)
           sup_all_scales:bool=False,         # phase 1: supervise all four decoder scales, not only the finest
           pyramid:int|None=None,             # phase 2: coarse-to-fine photometric pyramid from this level to 0 over the run (0: off; None: 3 from scratch, 0 from given networks)
-          signals:bool=False) -> dict:       # stop on SIGINT/SIGTERM with a checkpoint and exit 130 (the console scripts); False: Ctrl-C saves and re-raises, SIGTERM is left alone
+          signals:bool=False) -> dict:       # SIGINT/SIGTERM stop at the next step boundary with a checkpoint, exit 130 (the console scripts); False: only Ctrl-C, which then re-raises KeyboardInterrupt
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
     for name, v in (('batch_size', batch_size), ('epochs', epochs), ('max_steps', max_steps or 1)):
         if v < 1: raise ValueError(f"--{name} must be at least 1, got {v}")
+    if model_dtype not in ('fp16', 'bf16', 'fp32'): raise ValueError(f"--model_dtype should be fp16, bf16 or fp32, got {model_dtype!r}")
     if height < 32 or width < 32 or height % 32 or width % 32:
         raise ValueError(f"--height and --width must be positive multiples of 32 (the encoder halves the image five times), got {height}x{width}")
     if lr is None: lr = 1e-3 if phase == 1 else 1e-4                    # the validated recipe (04_train's evidence)
@@ -294,12 +330,20 @@ def train(data_dir,                       # data folder in the training layout
     if main: img_dir.mkdir(parents=True, exist_ok=True); mod_dir.mkdir(parents=True, exist_ok=True)
     ck_path = mod_dir/'checkpoint.pt'
     ck = None
+    found = [str(d/f) for d, f in zip((mod_dir,) * 3 + (img_dir,), _RUN_FILES) if (d/f).exists()]
+    if found and not resume:                               # never mix two runs' files (a log with two "step 1" rows)
+        if not overwrite:
+            raise FileExistsError(f"{', '.join(found)} exist: these folders hold another run. Continue it with --resume True, replace it "
+                                  f"with --overwrite True, or choose another --model_output_dir/--image_output_dir")
+        if main: _clear_run(img_dir, mod_dir)
+    if world > 1: dist.barrier()                           # every rank looked before rank 0 writes
     if resume:
         if ck_path.is_file():
             ck = torch.load(ck_path, map_location='cpu', weights_only=False)
             for k in ('encoder', 'fullscale', 'height', 'width', 'phase'):
                 if ck['args'].get(k) != args[k]: print(f"note: resuming with {k}={ck['args'].get(k)} from the checkpoint (asked: {args[k]})")
-            keep = {k: args[k] for k in ('resume', 'epochs', 'max_steps', 'workers', 'device', 'progress', 'checkpoint_every', 'print_every', 'cuda_graph', 'signals')}
+            keep = {k: args[k] for k in ('resume', 'epochs', 'max_steps', 'workers', 'device', 'progress', 'checkpoint_every', 'print_every',
+                                         'cuda_graph', 'signals', 'overwrite', 'check_data', 'skip_unreadable', 'keep_epoch_models')}
             args = {**ck['args'], **keep}
         else: raise FileNotFoundError(f"--resume True but there is no {ck_path}: nothing to resume (leave --resume out to start a new run)")
     if args['workers'] is None: args['workers'] = workers
@@ -336,17 +380,24 @@ def train(data_dir,                       # data folder in the training layout
     root = Path(A.data_dir)
     tr_split = A.split if A.split else ('train' if (root/'splits'/'train.txt').is_file() and A.train_frac is None else None)
     need_gt = A.phase == 1 or A.lidar_in_phase2 > 0
-    ds = KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt, train_frac=A.train_frac, seed=A.seed)
+    skip = getattr(A, 'skip_unreadable', False)
+    ds = KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt, train_frac=A.train_frac, seed=A.seed, skip_unreadable=skip)
     vsplit = A.val_split if A.val_split else ('val' if A.train_frac is None and (root/'splits'/'val.txt').is_file() else None)
     vds = None
-    if A.train_frac is not None and A.train_frac < 1: vds = KittiStereo(root, None, hw, train_frac=A.train_frac, subset='val', seed=A.seed)
-    elif vsplit: vds = KittiStereo(root, vsplit, hw)
+    if A.train_frac is not None and A.train_frac < 1: vds = KittiStereo(root, None, hw, train_frac=A.train_frac, subset='val', seed=A.seed, skip_unreadable=skip)
+    elif vsplit: vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip)
+    if getattr(A, 'check_data', False) and main:           # a pre-flight read of every frame, before any step
+        probs = verify_frames(ds, A.workers, A.progress) + (verify_frames(vds, A.workers, A.progress) if vds is not None else [])
+        if probs and not skip:
+            raise ValueError(f"{len(probs)} frame(s) cannot be used: " + '; '.join(f"{f}: {e}" for f, e in probs[:5])
+                             + (f"; ... and {len(probs) - 5} more" if len(probs) > 5 else '') + " (fix them, or train past them with --skip_unreadable True)")
+        print(f"checked {len(ds) + (len(vds) if vds is not None else 0)} frames: " + (f"{len(probs)} unreadable, to be skipped" if probs else 'all readable'))
     sampler = EpochSampler(len(ds), A.batch_size, A.seed, rank, world)
     if sampler.batches_per_epoch() == 0: raise ValueError(f"{len(ds)} training frames over {world} process(es) do not fill one batch of {A.batch_size}")
     pin = dev.type == 'cuda'
     def loader(dataset, smp=None, bs=A.batch_size):
-        return DataLoader(dataset, batch_size=bs, sampler=smp, num_workers=A.workers, collate_fn=collate_stereo, pin_memory=pin,
-                          generator=torch.Generator().manual_seed(A.seed), persistent_workers=False)
+        return _Guard(DataLoader(dataset, batch_size=bs, sampler=smp, num_workers=A.workers, collate_fn=collate_stereo, pin_memory=pin,
+                                 generator=torch.Generator().manual_seed(A.seed), persistent_workers=False, worker_init_fn=_quiet_worker))
     vloader = loader(vds, bs=A.batch_size) if (vds is not None and main) else None
     prior = None
     if vloader is not None:                                 # the row prior of the training lidar, for the validation table
@@ -367,7 +418,12 @@ def train(data_dir,                       # data folder in the training layout
         if ck.get('scaler'): scaler.load_state_dict(ck['scaler'])
         step, epoch0, in_epoch, bad_total = ck['step'], ck['epoch'], ck['step_in_epoch'], ck.get('non_finite_steps', 0)
         set_rng_state(ck['rng'][min(rank, len(ck['rng']) - 1)])
-        if main: print(f"resuming from {ck_path}: step {step}, epoch {epoch0}, {in_epoch} step(s) into it")
+        if main:
+            print(f"resuming from {ck_path}: step {step}, epoch {epoch0}, {in_epoch} step(s) into it")
+            lp = img_dir/'metrics.jsonl'                   # steps logged after the checkpoint are trained again: drop their rows
+            if lp.is_file():
+                rows = [l for l in lp.read_text().splitlines() if l.strip()]
+                lp.write_text(''.join(l + '\n' for l in rows if json.loads(l).get('step', 0) <= step))
 
     def gather_rng():
         if world == 1: return [rng_state()]
@@ -383,11 +439,12 @@ def train(data_dir,                       # data folder in the training layout
     def save_latest(tag=None):
         if not main: return
         keep = getattr(A, 'keep_epoch_models', None)
+        wd = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(getattr(A, 'model_dtype', 'fp32'))
         for n, side in zip(raw, ('left', 'right')):
             if tag is not None:
-                save_depthnet(n, mod_dir/f'{side}_{tag:02d}.pth', hw=hw, step=step)
+                save_depthnet(n, mod_dir/f'{side}_{tag:02d}.pth', hw=hw, step=step, dtype=wd)
                 if keep and tag - keep >= 0: (mod_dir/f'{side}_{tag - keep:02d}.pth').unlink(missing_ok=True)
-            save_depthnet(n, mod_dir/f'{side}.pth', hw=hw, step=step)
+            save_depthnet(n, mod_dir/f'{side}.pth', hw=hw, step=step, dtype=wd)
 
     log = open(img_dir/'metrics.jsonl', 'a') if main else None
     tb = None
@@ -410,9 +467,20 @@ def train(data_dir,                       # data folder in the training layout
         bs = list(itertools.islice(loader(ds, smp), n))
         for net, side in zip(raw, ('left', 'right')): recalibrate_bn(net, [b.get(f'{side}_input', b[side]) for b in bs], dtype)
 
-    def on_signal(signum, frame): raise _Stop(signal.Signals(signum).name)
+    stop = {'why': None, 'hard': False}                  # a signal asks to stop at the next step boundary; a second one, at once
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        if stop['why'] is not None: stop['hard'] = True; raise _Stop(name)
+        stop['why'] = name
+        if main: print(f"\n{name}: stopping after this step, with a checkpoint (again: stop at once, without one)", file=sys.stderr, flush=True)
+    def stopping() -> bool:
+        if world == 1: return stop['why'] is not None
+        f = torch.tensor([1. if stop['why'] else 0.], device=dev if dev.type == 'cuda' else 'cpu')
+        dist.all_reduce(f, op=dist.ReduceOp.MAX); return f.item() > 0        # every rank stops after the same step
     in_main = __import__('threading').current_thread() is __import__('threading').main_thread()
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} if signals and in_main else {}
+    sigs = (signal.SIGINT, signal.SIGTERM) if signals else (signal.SIGINT,)   # from Python: Ctrl-C only (SIGTERM keeps its default)
+    old = {s: signal.signal(s, on_signal) for s in sigs} if in_main else {}
+    skipped = {}
     loss_kw = dict(alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2, kind=A.supervised_kind,
                    drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask, smooth=A.smooth,
                    sup_all_scales=getattr(A, 'sup_all_scales', False))
@@ -434,6 +502,8 @@ def train(data_dir,                       # data folder in the training layout
             t0 = time.perf_counter()
             for nxt in loader(ds, sampler):                     # `batch` stays the one trained on last (the final sample image shows it)
                 if step >= total: mid = True; break
+                if world == 1 and stop['why']: raise _Stop(stop['why'])    # a signal during the wait for data
+                for m in nxt.get('skipped', ()): skipped[m] = skipped.get(m, 0) + 1
                 batch = {key: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v.to(dev) if hasattr(v, 'resize') else v) for key, v in nxt.items()}
                 for key in ('left', 'right'): batch[key] = batch[key].contiguous(memory_format=mf)
                 cur['level'] = pyramid_level(step, total, levels) if levels else 0
@@ -470,6 +540,7 @@ def train(data_dir,                       # data folder in the training layout
                 if main and A.print_every and step % A.print_every == 0:
                     save_samples(img_dir/f'sample_{step:06d}.png', batch, dl, dr, A.phase)
                 if A.checkpoint_every and step % A.checkpoint_every == 0: checkpoint(ep, k)
+                if stopping(): raise _Stop(stop['why'])
             if mid or k < sampler.batches_per_epoch():
                 mid = True; break                                   # max_steps reached inside the epoch
             # the epoch ran to its end
@@ -484,11 +555,24 @@ def train(data_dir,                       # data folder in the training layout
             save_latest(ep)
             checkpoint(ep + 1, 0)
             if world > 1: dist.barrier()
+            if stopping(): ep, k = ep + 1, 0; raise _Stop(stop['why'])   # a signal during validation or saving
         ended = 'done'
-    except (_Stop, KeyboardInterrupt) as e:
+    except (_Stop, KeyboardInterrupt, _DataError) as e:
+        if isinstance(e, _DataError) and not stop['why']:
+            checkpoint(ep, k, 'unreadable data'); save_latest()
+            raise RuntimeError(f"{e}. Stopped at step {step} with a checkpoint in {ck_path}: fix or remove the file (--check_data True lists "
+                               f"every such file), or add --skip_unreadable True; then continue with --resume True") from None
+        if isinstance(e, _DataError): e = stop['why']            # a worker ended by the same SIGTERM while we waited for data
         ended = f'interrupted ({e or "KeyboardInterrupt"})'
-        checkpoint(ep, k, ended); save_latest()
-        if not signals: raise                                       # a notebook or a script: its own KeyboardInterrupt
+        how = "--resume True" if signals else "train(..., resume=True)"
+        if stop['hard']:
+            last_ck = torch.load(ck_path, map_location='cpu', weights_only=False)['step'] if ck_path.is_file() else None
+            if main: print(f"stopped at once ({e}): no new checkpoint; " + (f"{ck_path} holds step {last_ck}: continue with {how}" if last_ck is not None
+                                                                             else "nothing was saved"), file=sys.stderr)
+        else:
+            checkpoint(ep, k, ended); save_latest()
+            if main: print(f"stopped at step {step} ({e or 'KeyboardInterrupt'}), a step boundary: continue with the same arguments and {how}", file=sys.stderr)
+        if not signals: raise KeyboardInterrupt from None          # a notebook or a script: its own KeyboardInterrupt
         raise SystemExit(130)
     finally:
         bar.close()
@@ -498,23 +582,28 @@ def train(data_dir,                       # data folder in the training layout
         recalibrate(ep)                                             # after the checkpoint: resuming stays exact
     save_latest()
     if main:
+        if skipped: print(f"skipped {len(skipped)} unreadable frame(s), {sum(skipped.values())} time(s) in all: " + '; '.join(list(skipped)[:5])
+                          + (' ...' if len(skipped) > 5 else ''), file=sys.stderr)
         if batch is not None: save_samples(img_dir/'sample_final.png', batch, dl, dr, A.phase)
         log.close()
         plot_curves(img_dir/'metrics.jsonl', img_dir/'curves.png')
         if tb: tb.close()
     if world > 1: dist.barrier()
     return dict(step=step, epochs=A.epochs, last=last, val=val, non_finite_steps=bad_total, seconds=time.time() - t_start,
-                models=(str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw))
+                models=(str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw),
+                skipped=skipped)
 
 # %% ../nbs/04_train.ipynb #09c88f15
 def _run_cli(kw:dict):
-    kw = {k: v for k, v in kw.items() if k != 'xtra' and k != 'pdb'}
-    if kw.get('data_dir') is None: raise SystemExit("--data_dir is required")
-    try: res = train(**kw, signals=True)                     # Ctrl-C / SIGTERM: checkpoint, then exit 130
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        rank = dist_info()[0]
-        print(f"[rank {rank}] error: {e}", file=sys.stderr)
-        raise SystemExit(2)
+    kw = {k: v for k, v in kw.items() if k not in ('xtra', 'pdb')}
+    debug, rank = kw.pop('debug', False), dist_info()[0]
+    prog = ('mergedepth_train' if kw['phase'] == 1 else 'mergedepth_keep_training') + (f' [rank {rank}]' if dist_info()[1] > 1 else '')
+    with cli_errors(prog, debug):                            # one line and exit 2 for bad arguments and unreadable files
+        if kw.get('data_dir') is None: cli_fail("--data_dir is required")
+        if not Path(kw['data_dir']).is_dir(): cli_fail(f"--data_dir: no such folder {kw['data_dir']}")
+        for f in ('l_model_pth', 'r_model_pth'):
+            if kw.get(f) and not Path(kw[f]).is_file(): cli_fail(f"--{f}: no such file {kw[f]}")
+        res = train(**kw, signals=True)                      # Ctrl-C / SIGTERM: checkpoint at the next step boundary, exit 130
     if dist_info()[0] == 0:
         print(f"finished: {res['step']} steps in {res['seconds']:.0f} s; last loss {res['last'].get('loss', float('nan')):.4f}"
               + (f"; val abs_rel {res['val']['abs_rel']:.4f}" if res['val'] else '')
@@ -565,15 +654,26 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               tensorboard:bool_arg=True,  # TensorBoard logs when tensorboard is installed
               compile:bool_arg=False,     # torch.compile the networks (GPUs: fused kernels; with the CUDA graph 26 against 38 ms a step on an H200)
               cuda_graph:bool_arg=None,   # record each step as a CUDA graph (default: on for one GPU process in bf16/fp32)
-              keep_epoch_models:int=None, # keep only the last N left_XX.pth/right_XX.pth (default: all)
-              bn_batches:int=8):          # re-estimate BatchNorm statistics over this many batches at each epoch end (0: off)
+              keep_epoch_models:int=3,    # keep only the last N left_XX.pth/right_XX.pth (0: all)
+              bn_batches:int=8,           # re-estimate BatchNorm statistics over this many batches at each epoch end (0: off)
+              model_dtype:str='fp16',     # weights in the .pth files (fp16: half the size; checkpoint.pt keeps fp32)
+              overwrite:bool_arg=False,   # replace a run found in the output folders (default: refuse)
+              check_data:bool_arg=False,  # read every frame once before training and list the unreadable ones
+              skip_unreadable:bool_arg=False, # train past unreadable frames (counted and named at the end)
+              debug:bool_arg=False):      # show the traceback of an error
     "Phase 1: train the left and right depth networks with lidar supervision and left-right consistency."
     _run_cli(dict(locals(), phase=1))
+
+def _stored_hw(path):
+    "The training size stored in a `.pth` of `save_depthnet`, without building the network."
+    try: ck = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception: return None
+    return tuple(ck['hw']) if isinstance(ck, dict) and ck.get('hw') else None
 
 def _carry_size(model_pth, height, width) -> tuple:
     "(height, width): those given, else the size `model_pth` was trained at (with a note), else 192x640."
     if height is not None and width is not None: return height, width
-    hw = load_depthnet(model_pth).hw if model_pth and Path(model_pth).is_file() else None
+    hw = _stored_hw(model_pth) if model_pth and Path(model_pth).is_file() else None
     if hw: print(f"note: training at {hw[1]}x{hw[0]}, the size {model_pth} was trained at (--height/--width to change it)")
     return height or (hw[0] if hw else 192), width or (hw[1] if hw else 640)
 
@@ -596,9 +696,14 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               val_split:str=None, c_mask:bool_arg=False, r_mask:bool_arg=False, tensorboard:bool_arg=True, compile:bool_arg=False,
               cuda_graph:bool_arg=None,   # record each step as a CUDA graph (default: on for one GPU process in bf16/fp32)
               init_depth:float=10.,       # networks started from scratch predict around this depth at first
-              keep_epoch_models:int=None, # keep only the last N left_XX.pth/right_XX.pth (default: all)
+              keep_epoch_models:int=3,    # keep only the last N left_XX.pth/right_XX.pth (0: all)
               bn_batches:int=8,           # re-estimate BatchNorm statistics over this many batches at each epoch end (0: off)
-              pyramid:int=None):          # coarse-to-fine photometric pyramid from this level to 0 over the run (default: 3 from scratch, 0 from --l_model_pth)
+              pyramid:int=None,           # coarse-to-fine photometric pyramid from this level to 0 over the run (default: 3 from scratch, 0 from --l_model_pth)
+              model_dtype:str='fp16',     # weights in the .pth files (fp16: half the size; checkpoint.pt keeps fp32)
+              overwrite:bool_arg=False,   # replace a run found in the output folders (default: refuse)
+              check_data:bool_arg=False,  # read every frame once before training and list the unreadable ones
+              skip_unreadable:bool_arg=False, # train past unreadable frames (counted and named at the end)
+              debug:bool_arg=False):      # show the traceback of an error
     "Phase 2: continue the phase-1 networks with the stereo reconstruction loss and left-right consistency."
     if not resume and not (l_model_pth and r_model_pth):
         print("note: no --l_model_pth/--r_model_pth: phase 2 starts from new networks (self-supervised from scratch)")

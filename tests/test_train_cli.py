@@ -82,25 +82,42 @@ def test_errors_name_the_files(synth, tmp_path):
     shutil.copy(synth/'right_imgs'/drive/'0000000001.png', data/'right_imgs'/drive/'0000000001.png')
     png = data/'left_imgs'/drive/'0000000002.png'
     png.write_bytes(png.read_bytes()[:200])                              # truncated image
-    p = run('mergedepth_train', '--data_dir', data, *SMALL, '--workers', 1, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m', check=False)
-    assert p.returncode != 0 and '0000000002.png' in p.stdout + p.stderr, p.stderr[-2000:]
+    args = ['mergedepth_train', '--data_dir', data, *SMALL, '--workers', 1, '--epochs', 1, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
+    p = run(*args, check=False)
+    assert p.returncode == 2 and 'Traceback' not in p.stderr, p.stderr[-2000:]
+    assert 'mergedepth_train: error: cannot read image' in p.stderr and '0000000002.png' in p.stderr, p.stderr[-2000:]
+    assert (tmp_path/'m'/'checkpoint.pt').is_file()                     # the finished steps are kept
+    p = run(*args, '--resume', 'True', '--skip_unreadable', 'True')
+    assert 'finished: 4 steps' in p.stdout and 'skipped 1 unreadable frame(s)' in p.stderr, p.stdout + p.stderr[-2000:]
+    p = run(*args[:-4], '--check_data', 'True', '--image_output_dir', tmp_path/'i2', '--model_output_dir', tmp_path/'m2', check=False)
+    assert p.returncode == 2 and '1 frame(s) cannot be used' in p.stderr and '0000000002' in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path/'m2'/'checkpoint.pt').exists()                 # refused before the first step
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM], ids=['ctrl-c', 'sigterm'])
-def test_signal_saves_a_checkpoint(synth, tmp_path, sig):
-    "Ctrl-C (SIGINT) or SIGTERM (a scheduler's pre-emption) saves a checkpoint, exits 130, and --resume continues."
-    args = ['mergedepth_train', '--data_dir', synth, '--epochs', 50, *SMALL, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
+def test_signal_stops_at_a_step_boundary(synth, tmp_path, sig):
+    """Ctrl-C from a terminal (SIGINT to the whole process group, the loader worker included) or SIGTERM: the step finishes,
+    a checkpoint is saved, exit 130 without a traceback; the resumed run ends with exactly the uninterrupted run's tensors."""
+    base = ['mergedepth_train', '--data_dir', synth, '--epochs', 3, *SMALL, '--workers', 1, '--print_every', 0]
+    run(*base, '--image_output_dir', tmp_path/'i1', '--model_output_dir', tmp_path/'m1')
+    args = [*base, '--image_output_dir', tmp_path/'i2', '--model_output_dir', tmp_path/'m2']
     env = {**os.environ, 'PYTHONUNBUFFERED': '1', 'MPLBACKEND': 'Agg'}
-    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
-    log = tmp_path/'i'/'metrics.jsonl'
+    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, start_new_session=True)
+    log = tmp_path/'i2'/'metrics.jsonl'
     t0 = time.time()
-    while time.time() - t0 < 300 and not (log.is_file() and log.read_text().count('"kind": "step"') >= 2): time.sleep(0.1)
-    proc.send_signal(sig)
+    while time.time() - t0 < 300 and not (log.is_file() and log.read_text().count('"kind": "step"') >= 2): time.sleep(0.05)
+    os.killpg(proc.pid, sig)                                        # the whole group, as a terminal does
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, out[-2000:]
-    ck = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)
-    assert ck['step'] >= 2 and 'interrupted' in out, out[-2000:]
-    p = run(*args, '--resume', 'True', '--max_steps', ck['step'] + 1)
-    assert f"finished: {ck['step'] + 1} steps" in p.stdout, p.stdout
+    assert 'Traceback' not in out and '--resume True' in out, out[-3000:]
+    ck = torch.load(tmp_path/'m2'/'checkpoint.pt', weights_only=False)
+    assert 2 <= ck['step'] < 12, ck['step']
+    p = run(*args, '--resume', 'True')
+    assert 'finished: 12 steps' in p.stdout, p.stdout
+    c1, c2 = (torch.load(tmp_path/d/'checkpoint.pt', weights_only=False) for d in ('m1', 'm2'))
+    differ = [(s, k) for s in ('left', 'right') for k in c1[s] if not torch.equal(c1[s][k], c2[s][k])]
+    assert not differ, f"{len(differ)} tensors differ after resume, e.g. {differ[:3]}"
+    val = lambda d: [json.loads(l)['abs_rel'] for l in (tmp_path/d/'metrics.jsonl').read_text().splitlines() if '"kind": "val"' in l]
+    assert val('i1') == val('i2') and len(val('i1')) == 3, (val('i1'), val('i2'))
 
 def test_train_in_a_script_leaves_sigterm_alone(synth, tmp_path):
     "train() called from Python (a notebook, a test runner under `timeout`) installs no handler: SIGTERM ends it at once."
@@ -215,6 +232,18 @@ def test_bad_training_arguments_are_one_line(synth, tmp_path):
         p = run(*base, *extra, check=False)
         assert p.returncode == 2 and says in p.stderr and 'Traceback' not in p.stderr, (extra, p.returncode, p.stderr[-2000:])
         assert not (tmp_path/'m'/'checkpoint.pt').exists()
+
+def test_one_run_per_folder(synth, tmp_path):
+    "Training into a run's folders is refused (one line, exit 2, the files named); --overwrite True replaces it; --debug shows the trace."
+    args = ['mergedepth_train', '--data_dir', synth, '--max_steps', 1, *SMALL, '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m']
+    run(*args)
+    p = run(*args, check=False)
+    assert p.returncode == 2 and 'hold another run' in p.stderr and str(tmp_path/'m'/'checkpoint.pt') in p.stderr and 'Traceback' not in p.stderr, p.stderr
+    run(*args, '--overwrite', 'True')
+    steps = [json.loads(l)['step'] for l in (tmp_path/'i'/'metrics.jsonl').read_text().splitlines() if '"kind": "step"' in l]
+    assert steps == [1], steps                                           # not two runs' rows
+    p = run(*args, '--debug', 'True', check=False)
+    assert p.returncode != 0 and 'Traceback' in p.stderr and 'FileExistsError' in p.stderr, p.stderr[-1500:]
 
 def test_phase2_trains_at_the_phase1_size(synth, tmp_path):
     "mergedepth_keep_training on 64x192 phase-1 models, with the seed's flags and no --height/--width, trains at 64x192."
