@@ -283,7 +283,7 @@ def verify_frames(ds:KittiStereo, workers:int=0, progress:bool=True) -> list:
     dl = DataLoader(_Verify(ds), batch_size=16, num_workers=workers, collate_fn=_as_list)
     return [r for b in tqdm(dl, desc='checking frames', total=len(dl), disable=not progress) for r in b if r is not None]
 
-# %% ../nbs/03_data.ipynb #d654cad0
+# %% ../nbs/03_data.ipynb #b7ff2fbc
 class CLIError(Exception): "A console script's own check failed: the message says what to change."
 
 def cli_fail(msg:str):
