@@ -4,11 +4,12 @@
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'write_depth', 'resize_rgb8', 'read_rgb8',
-           'read_image', 'resize_sparse_depth', 'read_split', 'list_frames', 'random_split', 'check_frames',
-           'KittiStereo', 'prepared_image_size', 'lidar_rounding', 'read_image_size', 'collate_stereo', 'error_line',
-           'verify_frames', 'CLIError', 'cli_fail', 'cli_errors', 'value_noise', 'random_scene', 'random_pose',
-           'cast_rays', 'shade', 'render_view', 'sensor', 'synth_intrinsics', 'write_synth_calib', 'simulate_lidar',
-           'make_synth', 'run_jobs', 'synth_cli', 'parse_size', 'prepare_kitti', 'prepare_cli', 'sample_raw_tree']
+           'read_image', 'resize_sparse_depth', 'read_split', 'data_layout', 'view_dir', 'list_frames', 'random_split',
+           'check_frames', 'KittiStereo', 'prepared_image_size', 'lidar_rounding', 'read_image_size', 'collate_stereo',
+           'error_line', 'verify_frames', 'CLIError', 'cli_fail', 'cli_errors', 'value_noise', 'random_scene',
+           'random_pose', 'cast_rays', 'shade', 'render_view', 'sensor', 'synth_intrinsics', 'write_synth_calib',
+           'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'to_generic_layout', 'parse_size', 'prepare_kitti',
+           'prepare_cli', 'sample_raw_tree']
 
 # %% ../nbs/03_data.ipynb #35d09f00
 import os, re, sys, json, shutil, time, random, tempfile
@@ -22,7 +23,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
-from .geometry import StereoCalib, read_kitti_calib, read_velodyne, velodyne_to_depth, KittiCalib, scatter_nearest
+from .geometry import StereoCalib, read_kitti_calib, read_stereo_calib, write_stereo_calib, read_velodyne, velodyne_to_depth, KittiCalib, scatter_nearest
 
 # %% ../nbs/03_data.ipynb #ed20963b
 IMG_EXTS = ('.png', '.jpg', '.jpeg')
@@ -113,11 +114,24 @@ def read_split(path) -> list:
         out.append((parts[0].split('/')[-1], parts[1]))
     return out
 
+def data_layout(data_dir) -> str:
+    "'kitti' for the training layout (left_imgs/<drive>/, calib/<date>/), 'generic' for <sequence>/left|right/ folders with a calib.json each."
+    d = Path(data_dir)
+    if (d/'left_imgs').is_dir(): return 'kitti'
+    if d.is_dir() and any((s/'left').is_dir() and (s/'calib.json').is_file() for s in d.iterdir() if s.is_dir()): return 'generic'
+    raise FileNotFoundError(f"{d} is not a mergedepth data folder: expected left_imgs/<drive>/ (the KITTI training layout) "
+                            "or <sequence>/left/ beside <sequence>/calib.json (the generic layout)")
+
+def view_dir(data_dir, seq:str, key:str, layout:str) -> Path:
+    "The folder of one kind of file ('left', 'right', 'left_gt', 'right_gt') of sequence (drive) `seq`."
+    d = Path(data_dir)
+    return d/(key if key.endswith('gt') else key + '_imgs')/seq if layout == 'kitti' else d/seq/key
+
 def list_frames(data_dir) -> list:
-    "All `(drive, frame)` pairs with a left image in `data_dir/left_imgs`, sorted."
-    root = Path(data_dir)/'left_imgs'
-    if not root.is_dir(): raise FileNotFoundError(f"no left_imgs folder in {data_dir}: is this a mergedepth data folder?")
-    return sorted((p.parent.name, p.stem) for p in root.glob('*/*') if p.suffix.lower() in IMG_EXTS)
+    "All `(drive or sequence, frame)` pairs with a left image, sorted."
+    d, layout = Path(data_dir), data_layout(data_dir)
+    files = d.glob('left_imgs/*/*') if layout == 'kitti' else d.glob('*/left/*')
+    return sorted((p.parent.name if layout == 'kitti' else p.parent.parent.name, p.stem) for p in files if p.suffix.lower() in IMG_EXTS)
 
 def random_split(frames, train_frac:float, seed:int=0, subset:str='train') -> list:
     "The seed's random split: a seeded permutation, the first `train_frac` for 'train', the rest for 'val'."
@@ -129,11 +143,12 @@ def random_split(frames, train_frac:float, seed:int=0, subset:str='train') -> li
 def check_frames(data_dir, frames, need_gt:bool=True) -> dict:
     "Paths of every frame's files, or a FileNotFoundError naming the frames and files that are missing."
     data_dir = Path(data_dir); files, missing = {}, []
+    layout = data_layout(data_dir)
+    keys = ('left', 'right', 'left_gt', 'right_gt') if need_gt else ('left', 'right')
     for drive, frame in frames:
-        f = dict(left=_find(data_dir/'left_imgs'/drive, frame, IMG_EXTS), right=_find(data_dir/'right_imgs'/drive, frame, IMG_EXTS))
-        if need_gt: f.update(left_gt=_find(data_dir/'left_gt'/drive, frame, GT_EXTS), right_gt=_find(data_dir/'right_gt'/drive, frame, GT_EXTS))
+        f = {k: _find(view_dir(data_dir, drive, k, layout), frame, GT_EXTS if k.endswith('gt') else IMG_EXTS) for k in keys}
         gone = [k for k, v in f.items() if v is None]
-        if gone: missing.append(f"{drive}/{frame}: no {', '.join(gone)} ({', '.join(str(data_dir/(k if k.endswith('gt') else k + '_imgs')/drive/frame) + '.*' for k in gone)})")
+        if gone: missing.append(f"{drive}/{frame}: no {', '.join(gone)} ({', '.join(str(view_dir(data_dir, drive, k, layout)/frame) + '.*' for k in gone)})")
         files[(drive, frame)] = f
     if missing:
         more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -142,6 +157,13 @@ def check_frames(data_dir, frames, need_gt:bool=True) -> dict:
 
 @lru_cache(maxsize=64)
 def _calib(date_dir:str) -> KittiCalib: return read_kitti_calib(date_dir)
+
+@lru_cache(maxsize=256)
+def _rig_file(path:str, mtime_ns:int) -> StereoCalib: return read_stereo_calib(path)
+
+def _rig_json(path) -> StereoCalib:
+    "The rig of a calib.json, read once per version of the file."
+    return _rig_file(str(path), Path(path).stat().st_mtime_ns)
 
 # %% ../nbs/03_data.ipynb #f29d1700
 class KittiStereo(Dataset):
@@ -170,9 +192,15 @@ class KittiStereo(Dataset):
             if train_frac is not None: frames = random_split(frames, train_frac, seed, subset)
         self.frames = list(frames)
         if not self.frames: raise ValueError(f"no frames selected in {data_dir} (split={split!r})")
+        self.layout = data_layout(self.data_dir)
         self.files = check_frames(self.data_dir, self.frames, need_gt)
         self.stored_hw = prepared_image_size(self.data_dir)     # images (and lidar maps) stored smaller than the camera's
-        for drive in {d for d, _ in self.frames}:
+        for drive in sorted({d for d, _ in self.frames}):
+            if self.layout == 'generic':
+                cj = self.data_dir/drive/'calib.json'
+                if not cj.is_file(): raise FileNotFoundError(f"no calibration for sequence {drive}: {cj} is missing")
+                _rig_json(str(cj))                               # a malformed rig file stops here, named
+                continue
             date_dir = self.data_dir/'calib'/drive_date(drive)
             if not (date_dir/'calib_cam_to_cam.txt').is_file(): raise FileNotFoundError(f"no calibration for drive {drive}: {date_dir}/calib_cam_to_cam.txt is missing")
 
@@ -183,6 +211,7 @@ class KittiStereo(Dataset):
 
     def calib(self, i:int) -> StereoCalib:
         "The rig of frame `i` at its original image size."
+        if self.layout == 'generic': return _rig_json(str(self.data_dir/self.frames[i][0]/'calib.json'))
         return _calib(str(self.data_dir/'calib'/drive_date(self.frames[i][0]))).stereo()
 
     def _image(self, path):
@@ -212,7 +241,7 @@ class KittiStereo(Dataset):
         (left, hw0), (right, _) = self._image(f['left']), self._image(f['right'])
         rig = self.calib(i)
         if rig.hw != hw0 and hw0 != self.stored_hw:
-            raise RuntimeError(f"{f['left']} is {hw0[1]}x{hw0[0]} but the calibration of its date says {rig.hw[1]}x{rig.hw[0]}"
+            raise RuntimeError(f"{f['left']} is {hw0[1]}x{hw0[0]} but its calibration says {rig.hw[1]}x{rig.hw[0]}"
                                + (f" and the folder's images were stored at {self.stored_hw[1]}x{self.stored_hw[0]}" if self.stored_hw else ''))
         rig = rig.resize(self.hw).to(torch.float32)
         lgt, rgt = self.lidar(i, 'left'), self.lidar(i, 'right')
@@ -530,6 +559,23 @@ def synth_cli(output_dir:str=None, # folder to write the synthetic data into
         t = time.time()
         out = make_synth(output_dir, drives, frames, (height, width), seed, workers, hard=hard)
     print(f"wrote {drives * frames} synthetic stereo frames ({height}x{width}) to {out} in {time.time() - t:.0f} s")
+
+# %% ../nbs/03_data.ipynb #355ec969
+def to_generic_layout(data_dir, output_dir, frames=None) -> Path:
+    "Copy the frames (default: all) of a KITTI-layout folder into the generic layout: <drive>/left|right|left_gt|right_gt/, <drive>/calib.json, splits."
+    src, out = Path(data_dir), Path(output_dir)
+    if data_layout(src) != 'kitti': raise ValueError(f"{src} is not in the KITTI training layout")
+    frames = list_frames(src) if frames is None else list(frames)
+    files = check_frames(src, frames, need_gt=False)
+    for (drive, frame), f in files.items():
+        for k in ('left', 'right', 'left_gt', 'right_gt'):
+            s = f.get(k) or _find(view_dir(src, drive, k, 'kitti'), frame, GT_EXTS)
+            if s is None: continue
+            (out/drive/k).mkdir(parents=True, exist_ok=True); shutil.copyfile(s, out/drive/k/s.name)
+        if not (out/drive/'calib.json').is_file():
+            write_stereo_calib(out/drive/'calib.json', read_kitti_calib(src/'calib'/drive_date(drive)).stereo())
+    if (src/'splits').is_dir(): shutil.copytree(src/'splits', out/'splits', dirs_exist_ok=True)
+    return out
 
 # %% ../nbs/03_data.ipynb #8e420715
 def _prepare_frame(args):

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['CROPS', 'METRICS', 'crop_mask', 'compute_depth_metrics', 'best_constant', 'row_prior', 'baseline_abs_rel',
-           'resize_depth', 'evaluate_folders', 'format_table', 'write_results', 'eval_cli']
+           'disparity_metrics', 'gt_files', 'resize_depth', 'evaluate_folders', 'format_table', 'write_results',
+           'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #dcce82b7
 import csv, json, math, sys
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .data import read_depth, read_split, lidar_rounding, cli_errors, cli_fail
+from .geometry import depth_to_disparity
 
 # %% ../nbs/06_evaluate.ipynb #d259b56d
 CROPS = {'garg': (0.40810811, 0.99189189, 0.03594771, 0.96405229),
@@ -84,6 +86,21 @@ def baseline_abs_rel(gts, value) -> float:
         rows.append(np.mean(np.abs(pred[m] - g[m]) / g[m]))
     return float(np.mean(rows))
 
+# %% ../nbs/06_evaluate.ipynb #0229faa3
+def disparity_metrics(pred_disp,          # (H,W) predicted disparity, pixels
+                      gt_disp) -> dict:   # (H,W) ground-truth disparity, pixels, 0 = none
+    "D1 (share of valid pixels off by > 3 px and > 5 %), EPE (mean absolute error, px) and the count of valid pixels; NaN without any."
+    p, g = _np2d(pred_disp, 'pred_disp'), _np2d(gt_disp, 'gt_disp')
+    if p.shape != g.shape: raise ValueError(f"prediction {p.shape} and ground truth {g.shape} differ in size")
+    m = g > 0
+    if not m.any(): return dict(d1=float('nan'), epe=float('nan'), n_disp=0)
+    err = np.abs(p[m] - g[m])
+    return dict(d1=float(np.mean((err > 3) & (err > 0.05 * g[m]))), epe=float(err.mean()), n_disp=int(m.sum()))
+
+def _through_rig(x:np.ndarray, fx_b:float) -> np.ndarray:
+    "f_x B / x: depth (m) <-> disparity (px), 0 staying 0 (geometry's `depth_to_disparity`, on numpy maps)."
+    return depth_to_disparity(torch.as_tensor(np.asarray(x, dtype=np.float64)), fx_b, 1.).numpy()
+
 # %% ../nbs/06_evaluate.ipynb #6e395ea2
 def _depth_files(root:Path) -> dict:
     "{relative path without extension: file} for the depth files (.npy, .png) under `root`."
@@ -93,6 +110,15 @@ def _depth_files(root:Path) -> dict:
             out.setdefault(p.relative_to(root).with_suffix('').as_posix(), p)
     return out
 
+def gt_files(gt_dir, view:str='left') -> dict:
+    "{'<drive or sequence>/<frame>': file} of the ground truth: a folder of depth maps, or a whole data folder (KITTI training or generic layout: its `view`_gt maps)."
+    gt_dir = Path(gt_dir)
+    if view not in ('left', 'right'): raise ValueError(f"view should be 'left' or 'right', got {view!r}")
+    if (gt_dir/f'{view}_gt').is_dir() and (gt_dir/'left_imgs').is_dir(): return _depth_files(gt_dir/f'{view}_gt')
+    seqs = [s for s in sorted(gt_dir.iterdir()) if (s/f'{view}_gt').is_dir() and (s/'calib.json').is_file()] if gt_dir.is_dir() else []
+    if seqs: return {f'{s.name}/{k}': v for s in seqs for k, v in _depth_files(s/f'{view}_gt').items()}
+    return _depth_files(gt_dir)
+
 def resize_depth(pred:np.ndarray, hw) -> np.ndarray:
     "Resize a dense depth map (H,W) to `hw` bilinearly (pixel centres aligned as in `StereoCalib.resize`)."
     if pred.shape == tuple(hw): return pred
@@ -101,10 +127,21 @@ def resize_depth(pred:np.ndarray, hw) -> np.ndarray:
 
 def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_depth:float=80.,
                      median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True, split=None,
-                     stretch:bool=False) -> dict:   # resize predictions of another aspect ratio too (default: refuse them, > 5 % off)
+                     stretch:bool=False,   # resize predictions of another aspect ratio too (default: refuse them, > 5 % off)
+                     view:str='left',   # which view's ground truth when gt_dir is a whole data folder
+                     gt_kind:str='depth',   # 'disparity': the ground truth is disparity (KITTI stereo 2012/2015); adds D1 and EPE
+                     calib=None) -> dict:   # the rig (StereoCalib or a rig file) that turns depth into disparity, with gt_kind='disparity'
     "Metrics of every ground-truth file under `gt_dir` (or those of a `split` file) against the prediction of the same relative name under `pred_dir`."
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
-    gts, preds = _depth_files(gt_dir), _depth_files(pred_dir)
+    gts, preds = gt_files(gt_dir, view), _depth_files(pred_dir)
+    if gt_kind not in ('depth', 'disparity'): raise ValueError(f"gt_kind should be 'depth' or 'disparity', got {gt_kind!r}")
+    rig = None
+    if gt_kind == 'disparity':
+        if calib is None: raise ValueError("disparity ground truth needs the rig (--calib) to turn depth into disparity")
+        if not hasattr(calib, 'K1'):
+            from mergedepth.geometry import read_stereo_calib
+            calib = read_stereo_calib(calib)
+        rig = calib
     if split is not None:
         keep = {f'{d}/{f}' for d, f in read_split(split)}
         gone = sorted(keep - set(gts))
@@ -118,8 +155,11 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
     rows = []
     caps = sorted({max_depth, *caps}, reverse=True)
     for k in tqdm([k for k in gts if k in preds], desc='evaluating', disable=not progress):
-        gt = read_depth(gts[k])
+        gt = read_depth(gts[k])                                   # disparity in pixels with gt_kind='disparity' (the same PNG format)
         pred = read_depth(preds[k])
+        if rig is not None:
+            r = rig.resize(gt.shape); fb = float(r.K1[0, 0]) * abs(float(r.t[0]))
+            gt_disp, gt = gt, _through_rig(gt, fb)                     # ground-truth depth from its disparity
         if pred.ndim != 2: raise ValueError(f"{preds[k]}: prediction of shape {pred.shape}")
         ar_p, ar_g = pred.shape[1] / pred.shape[0], gt.shape[1] / gt.shape[0]
         if not stretch and abs(ar_p / ar_g - 1) > 0.05:          # 192x640 against KITTI's 375x1242 is 0.6 % off
@@ -127,6 +167,7 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
                              f"another aspect ratio (pass --stretch True to resize it anyway)")
         pred = resize_depth(pred, gt.shape)
         row = dict(frame=k)
+        if rig is not None: row.update(disparity_metrics(_through_rig(pred, fb), gt_disp))
         for cap in caps:
             m = compute_depth_metrics(pred, gt, min_depth, cap, crop, median_scaling)
             row.update({(f'{n}' if cap == max_depth else f'{n}@{cap:g}'): v for n, v in m.items()})
@@ -145,6 +186,7 @@ def format_table(res:dict) -> str:
     for cap in res['caps']:
         sfx = '' if cap == res['max_depth'] else f'@{cap:g}'
         lines.append(f"{cap:5g}m " + ' '.join(f"{res['mean'].get(m + sfx, float('nan')):9.4f}" for m in METRICS))
+    if 'd1' in res['mean']: lines.append(f"disparity: D1 {100 * res['mean']['d1']:.2f} %, EPE {res['mean']['epe']:.3f} px (per image, then averaged)")
     return '\n'.join(lines)
 
 def write_results(res:dict, output) -> tuple:
@@ -169,6 +211,9 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              output:str='metrics.json',   # JSON summary; the per-image CSV goes beside it
              split:str=None,              # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
              stretch:bool_arg=False,      # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
+             view:str='left',             # with --gt_dir a whole data folder (KITTI training or generic layout): left or right ground truth
+             gt_kind:str='depth',         # depth, or disparity (KITTI stereo 2012/2015 disp_occ_0/disp_noc_0): then D1 and EPE too
+             calib:str=None,              # the rig that turns depth into disparity (with --gt_kind disparity): calib.json, KITTI file or date folder
              debug:bool_arg=False):       # show the traceback of an error
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
     with cli_errors('mergedepth_eval', debug):
@@ -178,8 +223,12 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
         if split is not None and not Path(split).is_file(): cli_fail(f"--split: no such file {split}")
         if str(crop).lower() != 'none' and crop not in CROPS: cli_fail(f"--crop should be one of {', '.join(CROPS)} or none, got {crop!r}")
         if not 0 <= min_depth < max_depth: cli_fail(f"need 0 <= --min_depth < --max_depth, got {min_depth} and {max_depth}")
-        res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing, split=split, stretch=stretch)
-    rounding = lidar_rounding(Path(gt_dir).parent)                 # D/left_gt -> D/prepared.json
+        if view not in ('left', 'right'): cli_fail(f"--view should be left or right, got {view!r}")
+        if gt_kind not in ('depth', 'disparity'): cli_fail(f"--gt_kind should be depth or disparity, got {gt_kind!r}")
+        if gt_kind == 'disparity' and calib is None: cli_fail("--gt_kind disparity needs --calib (the rig turns depth into disparity)")
+        res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing,
+                               split=split, stretch=stretch, view=view, gt_kind=gt_kind, calib=calib)
+    rounding = lidar_rounding(gt_dir if (Path(gt_dir)/'left_imgs').is_dir() else Path(gt_dir).parent)   # D/left_gt -> D/prepared.json
     res['gt_rounding'] = rounding
     if rounding is None: print(f"ground truth: {gt_dir} is not in a prepared folder; its lidar rounding is unknown (published KITTI tables use the devkit's)")
     elif rounding == 'devkit': print("ground truth: lidar projected with KITTI devkit rounding (round - 1), as in the published Eigen-split tables")

@@ -148,7 +148,7 @@ def fit_depth_to_lidar(image,                  # (H,W,3) uint8 array or (3,H,W) 
 @call_parse
 def fit_cli(left_image:str=None,      # left (camera 1) image file
             right_image:str=None,     # right (camera 2) image file, rectified with the left one
-            calib:str=None,           # calib.json, KITTI calib_cam_to_cam.txt, or a KITTI date folder
+            calib:str=None,           # calib.json (K1/K2/R/t, fx/fy/cx/cy/baseline or P1/P2), a KITTI calib_cam_to_cam.txt, date folder, or stereo P2/P3 file
             output_dir:str=None,      # where O/left/<name>.* and O/right/<name>.* go
             format:str='png',         # comma-separated: png (16-bit, metres x 256), npy, color, ply, confidence
             steps:int=300,            # optimiser steps
@@ -174,7 +174,7 @@ def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max
     for name, f in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib)):
         if not Path(f).exists(): fail(f"{name}: no such file {f}")
     Li, Ri = read_rgb8(left_image), read_rgb8(right_image)
-    rig = read_stereo_calib(calib)
+    rig = read_stereo_calib(calib, hw=Li.shape[:2])        # the image's size for rig files that hold none (KITTI stereo's P2/P3)
     if Li.shape != Ri.shape: fail(f"{left_image} is {Li.shape[1]}x{Li.shape[0]} but {right_image} is {Ri.shape[1]}x{Ri.shape[0]}")
     if rig.hw != Li.shape[:2]:
         if not resize_calib: fail(f"{calib} is for {rig.hw[1]}x{rig.hw[0]} images, {left_image} is {Li.shape[1]}x{Li.shape[0]} (pass --resize_calib True to rescale the rig)")

@@ -186,24 +186,48 @@ def write_stereo_calib(path, calib:StereoCalib):
     d = {k: getattr(calib, k).double().tolist() for k in ('K1', 'K2', 'R', 't')}
     Path(path).write_text(json.dumps({**d, 'hw': list(calib.hw)}, indent=1))
 
-def read_stereo_calib(path) -> StereoCalib:
-    "A rig from `calib.json`, a KITTI `calib_cam_to_cam.txt` (cameras 2 -> 3, rectified) or a KITTI date folder."
+def _arr(d:dict, path, key, shape) -> np.ndarray:
+    "d[key] as a float64 array of `shape`, or a CalibError naming the file and the key."
+    if key not in d: raise CalibError(f"{path}: missing key {key!r}")
+    try: a = np.array(d[key], dtype=np.float64)
+    except (TypeError, ValueError): raise CalibError(f"{path}: key {key!r} should hold numbers") from None
+    if a.shape != shape: raise CalibError(f"{path}: key {key!r} should have shape {shape}, found {a.shape}")
+    return a
+
+def _hw(d:dict, path, hw):
+    if 'hw' in d: return tuple(int(x) for x in _arr(d, path, 'hw', (2,)))
+    if hw is None: raise CalibError(f"{path}: missing key 'hw' (the image size [H, W] the intrinsics are for)")
+    return tuple(hw)
+
+def _from_projections(P1:np.ndarray, P2:np.ndarray, hw) -> StereoCalib:
+    "The rig of two rectified projection matrices P_i = K_i [I | t_i] (OpenCV's stereoRectify, KITTI's P2/P3): X2 = X1 + t2 - t1."
+    K1, K2 = P1[:, :3], P2[:, :3]
+    return StereoCalib(K1, K2, np.eye(3), np.linalg.solve(K2, P2[:, 3]) - np.linalg.solve(K1, P1[:, 3]), hw)
+
+def read_stereo_calib(path,
+                      hw=None) -> StereoCalib:   # (H, W) for files that hold no image size (KITTI stereo's P2/P3 files)
+    "A rig from a `calib.json` (K1/K2/R/t, fx/fy/cx/cy/baseline, or OpenCV's P1/P2), a KITTI `calib_cam_to_cam.txt`, a KITTI stereo 2012/2015 calibration file (P2:, P3:) or a KITTI date folder."
     path = Path(path)
     if path.is_dir(): return read_kitti_calib(path).stereo()
     if not path.is_file(): raise CalibError(f"calibration file not found: {path}")
     if path.suffix.lower() == '.json':
         try: d = json.loads(path.read_text())
         except json.JSONDecodeError as e: raise CalibError(f"{path}: not valid JSON ({e})") from None
-        shapes = dict(K1=(3, 3), K2=(3, 3), R=(3, 3), t=(3,), hw=(2,))
-        vals = {}
-        for k, shp in shapes.items():
-            if k not in d: raise CalibError(f"{path}: missing key {k!r}")
-            try: a = np.array(d[k], dtype=np.float64)
-            except (TypeError, ValueError): raise CalibError(f"{path}: key {k!r} should hold numbers") from None
-            if a.shape != shp: raise CalibError(f"{path}: key {k!r} should have shape {shp}, found {a.shape}")
-            vals[k] = a
-        return StereoCalib(vals['K1'], vals['K2'], vals['R'], vals['t'], tuple(int(x) for x in vals['hw']))
+        if not isinstance(d, dict): raise CalibError(f"{path}: should hold a JSON object")
+        if 'P1' in d or 'P2' in d:                                   # OpenCV stereoRectify's projection matrices
+            return _from_projections(_arr(d, path, 'P1', (3, 4)), _arr(d, path, 'P2', (3, 4)), _hw(d, path, hw))
+        if 'baseline' in d:                                          # a rectified rig with one set of intrinsics
+            fx, fy, cx, cy, b = (float(_arr(d, path, k, ())) for k in ('fx', 'fy', 'cx', 'cy', 'baseline'))
+            if b <= 0: raise CalibError(f"{path}: key 'baseline' should be positive metres (camera 2 to the right), got {b}")
+            K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+            return StereoCalib(K, K, np.eye(3), [-b, 0., 0.], _hw(d, path, hw))
+        v = {k: _arr(d, path, k, s) for k, s in dict(K1=(3, 3), K2=(3, 3), R=(3, 3), t=(3,)).items()}
+        return StereoCalib(v['K1'], v['K2'], v['R'], v['t'], _hw(d, path, hw))
     cc = read_calib_file(path)
+    if 'P_rect_02' not in cc and 'P2' in cc:                         # KITTI stereo 2012/2015: P0..P3 of the rectified cameras
+        P2, P3 = _get(cc, path, 'P2', 12, (3, 4)), _get(cc, path, 'P3', 12, (3, 4))
+        if hw is None: raise CalibError(f"{path} holds no image size: pass the size of its images (hw)")
+        return StereoCalib(P2[:, :3], P3[:, :3], np.eye(3), [(P3[0, 3] - P2[0, 3]) / P3[0, 0], 0., 0.], tuple(hw))
     P2, P3 = _get(cc, path, 'P_rect_02', 12, (3, 4)), _get(cc, path, 'P_rect_03', 12, (3, 4))
     hw = tuple(int(round(s)) for s in _get(cc, path, 'S_rect_02', 2)[::-1])
     return StereoCalib(P2[:, :3], P3[:, :3], np.eye(3), [(P3[0, 3] - P2[0, 3]) / P3[0, 0], 0., 0.], hw)

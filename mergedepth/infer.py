@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FORMATS', 'pick_device', 'DepthPredictor', 'colorize_depth', 'write_ply', 'read_ply', 'depth_to_points',
-           'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'find_calib', 'write_outputs', 'infer_folder',
-           'infer_stereo', 'infer_cli', 'export_onnx']
+           'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'stereo_inputs', 'find_calib', 'write_outputs',
+           'infer_folder', 'infer_stereo', 'infer_cli', 'infer_video', 'export_onnx']
 
 # %% ../nbs/05_infer.ipynb #1fd81cdb
 import sys, time
@@ -19,7 +19,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, load_depthnet
 from .data import IMG_EXTS, read_image, write_depth, _DRIVE_RE, drive_date, cli_errors, cli_fail
-from .geometry import StereoCalib, read_kitti_calib, backproject, cross_view_depth
+from .geometry import StereoCalib, read_kitti_calib, read_stereo_calib, backproject, cross_view_depth
 
 # %% ../nbs/05_infer.ipynb #6b2f2c71
 def pick_device(device:str='auto') -> torch.device:
@@ -107,22 +107,30 @@ def resolve_stereo_dirs(input_dir):
     d = Path(input_dir)
     if (d/'image_02'/'data').is_dir(): return d/'image_02'/'data', d/'image_03'/'data'
     if (d/'left_imgs').is_dir(): return d/'left_imgs', d/'right_imgs'
-    raise FileNotFoundError(f"{d} is neither a KITTI raw drive (image_02/data, image_03/data) nor a training-layout folder (left_imgs, right_imgs)")
+    raise FileNotFoundError(f"{d} is neither a KITTI raw drive (image_02/data, image_03/data), a training-layout folder (left_imgs, right_imgs), "
+                            "nor a generic-layout folder (<sequence>/left, <sequence>/right, <sequence>/calib.json)")
+
+def stereo_inputs(input_dir) -> list:
+    "[(left_dir, right_dir, sub)]: one pair of folders for a KITTI raw drive or a training-layout folder (sub ''), one per sequence of a generic-layout folder (sub = its name)."
+    d = Path(input_dir)
+    seqs = sorted(s for s in d.iterdir() if (s/'left').is_dir() and (s/'calib.json').is_file()) if d.is_dir() and not (d/'left_imgs').is_dir() else []
+    if seqs and not (d/'image_02').is_dir(): return [(s/'left', s/'right', s.name) for s in seqs]
+    return [(*resolve_stereo_dirs(d), '')]
 
 def find_calib(left_dir:Path, rel:Path, calib_dir=None) -> StereoCalib|None:
-    "The rig for an image: from `calib_dir`, the KITTI date folder above a drive, or the training layout's calib/<date>."
-    cands = [Path(calib_dir)] if calib_dir else []
-    for p in (left_dir/rel).parents:
+    "The rig for an image: from `calib_dir` (a KITTI date folder or a rig file), the nearest calib.json above it, the KITTI date folder above a drive, or the training layout's calib/<date>."
+    if calib_dir: return _rig(str(calib_dir))
+    for p in (Path(left_dir)/rel).parents:
+        if (p/'calib.json').is_file(): return _rig(str(p/'calib.json'))
         if _DRIVE_RE.match(p.name):
-            cands += [p.parent, p.parent.parent/'calib'/drive_date(p.name)]
-            break
-    for c in cands:
-        if (c/'calib_cam_to_cam.txt').is_file(): return _rig(str(c))
+            for c in (p.parent, p.parent.parent/'calib'/drive_date(p.name)):
+                if (c/'calib_cam_to_cam.txt').is_file(): return _rig(str(c))
+            return None
     return None
 
 from functools import lru_cache
 @lru_cache(maxsize=32)
-def _rig(date_dir:str) -> StereoCalib: return read_kitti_calib(date_dir).stereo()
+def _rig(path:str) -> StereoCalib: return read_stereo_calib(path)          # a KITTI date folder or a rig file
 
 class _ImageFiles(Dataset):
     "Images by relative path; a file that cannot be read gives None and its error instead of stopping the run."
@@ -183,8 +191,9 @@ def infer_folder(model_pth, input_dir, output_dir, formats=('png',), device='aut
     return dict(written=n, skipped=skipped)
 
 def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats=('png',), device='auto',
-                 precision='fp32', batch_size:int=4, hw=None, workers:int=0, calib_dir=None, progress:bool=True) -> dict:
-    "Stereo: depth for both views of every pair, written to `output_dir/left` and `output_dir/right`."
+                 precision='fp32', batch_size:int=4, hw=None, workers:int=0, calib_dir=None, progress:bool=True,
+                 sub:str='') -> dict:   # a subfolder of output_dir/left and output_dir/right (a generic layout's sequence)
+    "Stereo: depth for both views of every pair, written to `output_dir/left[/sub]` and `output_dir/right[/sub]`."
     left_dir, right_dir, out = Path(left_dir), Path(right_dir), Path(output_dir)
     pl = DepthPredictor(load_depthnet(l_model_pth), hw, device, precision)
     pr = DepthPredictor(load_depthnet(r_model_pth), hw, device, precision)
@@ -212,8 +221,8 @@ def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, form
             li_img, ri_img = (None, None)
             if 'ply' in formats: li_img, ri_img = ((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for x in imgs[i])
             hwi = dl_[i].shape
-            write_outputs(dl_[i], out/'left'/rels[i].with_suffix(''), formats, li_img, rig.resize(hwi).K1.numpy() if rig else None, conf)
-            write_outputs(dr_[i], out/'right'/rels[i].with_suffix(''), [f for f in formats if f != 'confidence'], ri_img, rig.resize(hwi).K2.numpy() if rig else None)
+            write_outputs(dl_[i], out/'left'/sub/rels[i].with_suffix(''), formats, li_img, rig.resize(hwi).K1.numpy() if rig else None, conf)
+            write_outputs(dr_[i], out/'right'/sub/rels[i].with_suffix(''), [f for f in formats if f != 'confidence'], ri_img, rig.resize(hwi).K2.numpy() if rig else None)
             n += 1
         bar.update(len(li))
     bar.close()
@@ -234,13 +243,34 @@ def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
               batch_size:int=4,       # images per forward pass
               height:int=None,        # model input height (default: the size stored in the .pth)
               width:int=None,         # model input width
-              calib_dir:str=None,     # KITTI date folder with calib_cam_to_cam.txt (for ply and confidence)
+              calib_dir:str=None,     # the rig (for ply and confidence): a KITTI date folder or a rig file (calib.json, ...)
               workers:int=0,          # image-reading processes
+              video:str=None,         # a video: side by side (left view on the left) with stereo models, the one view with --model_pth
+              right_video:str=None,   # the right view as its own video (same length as --video)
+              per_frame:bool_arg=False, # with --video: also write every frame's outputs in --format
               debug:bool_arg=False):  # show the traceback of an error
-    "Predict depth maps with trained mergedepth models, for one view or stereo pairs; or export them as ONNX (--format onnx)."
+    "Predict depth maps with trained mergedepth models, for one view or stereo pairs, images or video; or export them as ONNX (--format onnx)."
     with cli_errors('mergedepth_infer', debug):
+        if video is not None:
+            return _infer_video(model_pth, l_model_pth, r_model_pth, video, right_video, output_dir, format, per_frame, device,
+                                precision, batch_size, height, width, calib_dir)
         _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir, right_dir, format, device, precision,
                batch_size, height, width, calib_dir, workers)
+
+def _infer_video(model_pth, l_model_pth, r_model_pth, video, right_video, output_dir, format, per_frame, device, precision,
+                 batch_size, height, width, calib_dir):
+    if output_dir is None: cli_fail("--output_dir is required")
+    for flag, f in (('--video', video), ('--right_video', right_video), ('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
+        if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
+    if not model_pth and not (l_model_pth and r_model_pth): cli_fail("a video needs --l_model_pth and --r_model_pth (stereo) or --model_pth (one view)")
+    formats = [f.strip() for f in format.split(',') if f.strip()] if per_frame else []
+    if bad := [f for f in formats if f not in FORMATS]: cli_fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if batch_size < 1: cli_fail(f"--batch_size must be at least 1, got {batch_size}")
+    if (height is None) != (width is None) or (height is not None and (height % 32 or width % 32 or height < 32 or width < 32)):
+        cli_fail("--height and --width: both or neither, positive multiples of 32")
+    res = infer_video(video, output_dir, l_model_pth, r_model_pth, model_pth if not l_model_pth else None, right_video, formats, device,
+                      precision, batch_size, (height, width) if height else None, calib_dir)
+    print(f"wrote {res['video']}: {res['frames']} frames in {res['seconds']:.1f} s ({res['frames'] / max(res['seconds'], 1e-9):.1f} frames/s)")
 
 def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir, right_dir, format, device, precision,
            batch_size, height, width, calib_dir, workers):
@@ -265,20 +295,27 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
         if 'confidence' in formats: cli_fail("--format confidence needs stereo models")
     for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
-    for flag, d in (('--input_dir', input_dir), ('--left_dir', left_dir), ('--right_dir', right_dir), ('--calib_dir', calib_dir)):
+    for flag, d in (('--input_dir', input_dir), ('--left_dir', left_dir), ('--right_dir', right_dir)):
         if d is not None and not Path(d).is_dir(): cli_fail(f"{flag}: no such folder {d}")
+    if calib_dir is not None:
+        if not Path(calib_dir).exists(): cli_fail(f"--calib_dir: no such folder or file {calib_dir}")
+        _rig(str(calib_dir))                                   # a malformed rig stops here, named
     t = time.time()
     if onnx:
         for src, name in ([(l_model_pth, 'left'), (r_model_pth, 'right')] if stereo else [(model_pth, Path(model_pth).stem)]):
             out = export_onnx(src, Path(output_dir)/f'{name}.onnx', hw)
             print(f"exported {src} to {out}" + (" (torch.export program: the onnx package is not installed)" if out.suffix != '.onnx' else ''))
         if not depth: return
-    if stereo and (left_dir is None or right_dir is None): left_dir, right_dir = resolve_stereo_dirs(input_dir)
-    for d in ((left_dir, right_dir) if stereo else (input_dir,)):
+    pairs = [(left_dir, right_dir, '')] if left_dir is not None and right_dir is not None else stereo_inputs(input_dir) if stereo else []
+    for d in ([x for l, r, _ in pairs for x in (l, r)] if stereo else [input_dir]):
         if Path(d).resolve() == Path(output_dir).resolve():
             cli_fail(f"--output_dir is the input folder {d}: the depth maps would replace the images there; choose another --output_dir")
     if stereo:
-        res = infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
+        if pairs[0][2]: print(f"{input_dir}: generic layout, {len(pairs)} sequence(s)")
+        res = dict(written=0, skipped=[])
+        for l, r, sub in pairs:
+            one = infer_stereo(l_model_pth, r_model_pth, l, r, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir, sub=sub)
+            res['written'] += one['written']; res['skipped'] += one['skipped']
         what = 'stereo pair(s)'
     else:
         res = infer_folder(model_pth, input_dir, output_dir, formats, device, precision, batch_size, hw, workers, calib_dir)
@@ -288,6 +325,84 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
         print(f"skipped {len(res['skipped'])} file(s):", file=sys.stderr)
         for f, e in res['skipped']: print(f"  {f}: {e}", file=sys.stderr)
         raise SystemExit(1)
+
+# %% ../nbs/05_infer.ipynb #146bac95
+def _open_video(path):
+    "(frames iterator of (H,W,3) uint8 RGB, frames per second, frame count) of a video file, read with OpenCV."
+    try: import cv2
+    except ImportError: raise RuntimeError("reading videos needs OpenCV: pip install opencv-python-headless") from None
+    cap = cv2.VideoCapture(str(path))
+    if not Path(path).is_file() or not cap.isOpened(): raise RuntimeError(f"cannot open video {path}")
+    def frames():
+        while True:
+            ok, f = cap.read()
+            if not ok: cap.release(); return
+            yield np.ascontiguousarray(f[..., ::-1])
+    return frames(), cap.get(cv2.CAP_PROP_FPS) or 10., int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+
+def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
+                model_pth=None,          # one view: the whole frame, this model
+                right_video=None,        # the right view as its own video (default: `video` is side by side)
+                formats=(),              # per-frame outputs besides the video ('png', 'npy', 'color', 'confidence', 'ply')
+                device='auto', precision='fp32', batch_size:int=4, hw=None,
+                calib=None,              # the rig (StereoCalib or a rig file) for 'confidence' and 'ply'
+                progress:bool=True) -> dict:
+    "Depth for every frame of a stereo (or one-view) video: `output_dir/<video>_depth.mp4` (left image | colour depth), per-frame outputs on request."
+    import cv2
+    stereo, out, stem = model_pth is None, Path(output_dir), Path(video).stem
+    if stereo and not (l_model_pth and r_model_pth): raise ValueError("a stereo video needs l_model_pth and r_model_pth (or model_pth for one view)")
+    preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))]
+    rig = (read_stereo_calib(calib) if calib is not None and not isinstance(calib, StereoCalib) else calib)
+    if ({'ply', 'confidence'} & set(formats)) and rig is None: raise ValueError(f"formats ply and confidence need the rig (calib) of {video}")
+    frames, fps, n = _open_video(video)
+    rframes = _open_video(right_video)[0] if right_video else None
+    out.mkdir(parents=True, exist_ok=True)
+    final, part = out/f'{stem}_depth.mp4', out/f'.{stem}_depth.partial.mp4'
+    writer, i, t0 = None, 0, time.time()
+    bar = tqdm(total=n or None, desc='video', unit='frame', disable=not progress)
+    def flush(buf):
+        nonlocal writer, i
+        L = torch.stack([torch.from_numpy(l).permute(2, 0, 1).float().div(255) for l, _ in buf])
+        dl = preds[0](L)[:, 0].cpu().numpy()
+        dr = preds[1](torch.stack([torch.from_numpy(r).permute(2, 0, 1).float().div(255) for _, r in buf]))[:, 0].cpu().numpy() if stereo else None
+        for k, (l, r) in enumerate(buf):
+            row = np.concatenate([l, colorize_depth(dl[k])], 1)
+            if writer is None:
+                writer = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*'mp4v'), fps, (row.shape[1], row.shape[0]))
+                if not writer.isOpened(): raise RuntimeError(f"cannot write video {part}")
+            writer.write(np.ascontiguousarray(row[..., ::-1]))
+            if formats:
+                r_ = rig.resize(dl[k].shape) if rig is not None else None
+                conf = lr_confidence(torch.from_numpy(dl[k])[None, None], torch.from_numpy(dr[k])[None, None], r_)[0, 0].numpy() if 'confidence' in formats else None
+                write_outputs(dl[k], out/'left'/stem/f'{i:06d}', formats, l, r_.K1.numpy() if r_ is not None else None, conf)
+                if stereo: write_outputs(dr[k], out/'right'/stem/f'{i:06d}', [f for f in formats if f != 'confidence'], r, r_.K2.numpy() if r_ is not None else None)
+            i += 1
+        bar.update(len(buf))
+    buf = []
+    try:
+        for f in frames:
+            if stereo and rframes is None:
+                if f.shape[1] % 2: raise ValueError(f"{video} is {f.shape[1]} pixels wide: a side-by-side stereo video has an even width")
+                l, r = f[:, :f.shape[1] // 2], f[:, f.shape[1] // 2:]
+            elif stereo:
+                r = next(rframes, None)
+                if r is None: raise ValueError(f"{right_video} ends at frame {i + len(buf)}, before {video}")
+                if r.shape != f.shape: raise ValueError(f"{right_video} is {r.shape[1]}x{r.shape[0]}, {video} {f.shape[1]}x{f.shape[0]}")
+                l = f
+            else: l, r = f, None
+            buf.append((l, r))
+            if len(buf) == batch_size: flush(buf); buf = []
+        if buf: flush(buf)
+        if rframes is not None and next(rframes, None) is not None: raise ValueError(f"{right_video} has more frames than {video}")
+    except BaseException:
+        if writer is not None: writer.release(); writer = None
+        part.unlink(missing_ok=True); raise
+    finally:
+        bar.close()
+        if writer is not None: writer.release()
+    if i == 0: raise RuntimeError(f"no frames could be read from {video}")
+    part.replace(final)
+    return dict(frames=i, video=str(final), seconds=time.time() - t0)
 
 # %% ../nbs/05_infer.ipynb #344c0888
 def export_onnx(model_pth, path, hw=None) -> Path:

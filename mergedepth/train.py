@@ -382,10 +382,18 @@ def train(data_dir,                       # data folder in the training layout
     need_gt = A.phase == 1 or A.lidar_in_phase2 > 0
     skip = getattr(A, 'skip_unreadable', False)
     ds = KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt, train_frac=A.train_frac, seed=A.seed, skip_unreadable=skip)
+    if main: print(f"data: {root} in the {'KITTI training' if ds.layout == 'kitti' else 'generic (<sequence>/left, right, calib.json)'} layout, "
+                   f"{len(ds)} training frames from {len({d for d, _ in ds.frames})} drive(s)/sequence(s)")
     vsplit = A.val_split if A.val_split else ('val' if A.train_frac is None and (root/'splits'/'val.txt').is_file() else None)
     vds = None
     if A.train_frac is not None and A.train_frac < 1: vds = KittiStereo(root, None, hw, train_frac=A.train_frac, subset='val', seed=A.seed, skip_unreadable=skip)
-    elif vsplit: vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip)
+    elif vsplit:
+        vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip, need_gt=need_gt)      # its images must be there
+        if not need_gt:
+            try: vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip)              # and its lidar, to validate against
+            except FileNotFoundError as e:                 # phase 2 on data without lidar: train, with nothing to validate against
+                vds = None
+                if main: print(f"note: validation off, the {vsplit} frames have no lidar ({str(e).splitlines()[-1].strip()} ...)")
     if getattr(A, 'check_data', False) and main:           # a pre-flight read of every frame, before any step
         probs = verify_frames(ds, A.workers, A.progress) + (verify_frames(vds, A.workers, A.progress) if vds is not None else [])
         if probs and not skip:
