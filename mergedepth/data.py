@@ -9,7 +9,7 @@ __all__ = ['IMG_EXTS', 'GT_EXTS', 'SYNTH_DATE', 'drive_date', 'read_depth', 'wri
            'error_line', 'verify_frames', 'CLIError', 'cli_fail', 'cli_errors', 'value_noise', 'random_scene',
            'random_pose', 'cast_rays', 'shade', 'render_view', 'sensor', 'synth_intrinsics', 'write_synth_calib',
            'simulate_lidar', 'make_synth', 'run_jobs', 'synth_cli', 'to_generic_layout', 'parse_size', 'prepare_kitti',
-           'prepare_cli', 'sample_raw_tree']
+           'prepare_cli', 'read_opencv_rig', 'rectify_pairs', 'rectify_cli', 'sample_raw_tree']
 
 # %% ../nbs/03_data.ipynb #35d09f00
 import os, re, sys, json, shutil, time, random, tempfile
@@ -677,6 +677,85 @@ def prepare_cli(raw_dir:str=None,     # KITTI raw root holding <date>/ folders
           f"{len(s['problems'])} with problems ({s['seconds']:.1f} s)")
     for p in s['problems'][:20]: print('  ', p)
     if s['problems']: raise SystemExit(1)
+
+# %% ../nbs/03_data.ipynb #4e77384a
+def read_opencv_rig(path) -> dict:
+    "M1, D1, M2, D2, R, T (float64 arrays) and hw (H, W) of an OpenCV stereo calibration, from JSON or OpenCV YAML/XML; errors name the file and the key."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"calibration file not found: {path}")
+    shapes = dict(M1=(3, 3), M2=(3, 3), R=(3, 3), T=(3,))
+    if path.suffix.lower() == '.json':
+        try: d = json.loads(path.read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+        get = lambda k: d.get(k)
+    else:
+        import cv2
+        fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
+        if not fs.isOpened(): raise ValueError(f"{path}: OpenCV cannot read it as YAML or XML")
+        def get(k):
+            n = fs.getNode(k)
+            if n.empty(): return None
+            if n.isSeq(): return [n.at(i).real() for i in range(n.size())]
+            return n.mat() if n.mat() is not None else n.real()
+    out = {}
+    for k in ('M1', 'D1', 'M2', 'D2', 'R', 'T'):
+        v = get(k)
+        if v is None: raise ValueError(f"{path}: missing key {k!r}")
+        try: a = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError): raise ValueError(f"{path}: key {k!r} should hold numbers") from None
+        a = a.reshape(-1) if k in ('D1', 'D2', 'T') else a
+        if k in shapes and a.shape != shapes[k]: raise ValueError(f"{path}: key {k!r} should have shape {shapes[k]}, found {a.shape}")
+        if k in ('D1', 'D2') and a.size not in (4, 5, 8, 12, 14): raise ValueError(f"{path}: key {k!r} should hold 4, 5, 8, 12 or 14 coefficients, found {a.size}")
+        out[k] = a
+    hw = get('hw') if get('hw') is not None else get('image_size')
+    if hw is None: raise ValueError(f"{path}: missing key 'hw' (the image size [H, W] of the calibration)")
+    hw = np.asarray(hw, dtype=np.float64).reshape(-1)
+    if hw.size != 2: raise ValueError(f"{path}: key 'hw' should hold [H, W]")
+    out['hw'] = (int(hw[0]), int(hw[1]))
+    return out
+
+def rectify_pairs(left_dir, right_dir, calib, output_dir, sequence:str='seq_0001', alpha:float=0., progress:bool=True) -> dict:
+    "Rectify every left/right pair (same file names) with an OpenCV calibration into `output_dir/sequence/left|right/` and its `calib.json` (P1, P2, hw)."
+    import cv2
+    rig = read_opencv_rig(calib); H, W = rig['hw']
+    R1, R2, P1, P2, _, _, _ = cv2.stereoRectify(rig['M1'], rig['D1'][None], rig['M2'], rig['D2'][None], (W, H), rig['R'], rig['T'][:, None],
+                                                flags=cv2.CALIB_ZERO_DISPARITY, alpha=alpha)
+    maps = [cv2.initUndistortRectifyMap(rig[f'M{i}'], rig[f'D{i}'][None], Ri, Pi, (W, H), cv2.CV_32FC1) for i, Ri, Pi in ((1, R1, P1), (2, R2, P2))]
+    left_dir, right_dir, seq = Path(left_dir), Path(right_dir), Path(output_dir)/sequence
+    lefts = sorted(p for p in left_dir.iterdir() if p.suffix.lower() in IMG_EXTS) if left_dir.is_dir() else []
+    if not lefts: raise FileNotFoundError(f"no images (.png, .jpg) in {left_dir}")
+    pairs = [(l, _find(right_dir, l.stem, IMG_EXTS)) for l in lefts]
+    if gone := [l.name for l, r in pairs if r is None]:
+        raise FileNotFoundError(f"{len(gone)} left image(s) have no right image of the same name in {right_dir}, e.g. {gone[0]}")
+    for l, r in pairs:                                          # check every size before writing anything
+        for f in (l, r):
+            if tuple(read_image_size(f)) != (H, W): raise ValueError(f"{f} is {read_image_size(f)[1]}x{read_image_size(f)[0]} but {calib} is for {W}x{H} images")
+    for side in ('left', 'right'): (seq/side).mkdir(parents=True, exist_ok=True)
+    for l, r in tqdm(pairs, desc='rectifying', disable=not progress):
+        for f, side, (mx, my) in ((l, 'left', maps[0]), (r, 'right', maps[1])):
+            out = cv2.remap(read_rgb8(f), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            dst = seq/side/(f.stem + '.png'); tmp = dst.with_name(dst.name + '.tmp')
+            Image.fromarray(out).save(tmp, format='PNG'); os.replace(tmp, dst)
+    (seq/'calib.json').write_text(json.dumps(dict(P1=P1.tolist(), P2=P2.tolist(), hw=[H, W]), indent=1))
+    return dict(pairs=len(pairs), sequence=str(seq), P1=P1, P2=P2, R1=R1, R2=R2)
+
+@call_parse
+def rectify_cli(left_dir:str=None,      # unrectified left images
+                right_dir:str=None,     # unrectified right images (same file names)
+                calib:str=None,         # OpenCV stereo calibration: JSON or YAML/XML with M1, D1, M2, D2, R, T (metres) and hw
+                output_dir:str=None,    # data folder (generic layout) to write <sequence>/left, right, calib.json into
+                sequence:str='seq_0001',# the sequence's folder name
+                alpha:float=0.,         # OpenCV's free scaling: 0 keeps only valid pixels, 1 keeps all source pixels
+                debug:bool_arg=False):  # show the traceback of an error
+    "Rectify a stereo rig's image pairs with its OpenCV calibration into the generic data layout (with calib.json)."
+    with cli_errors('mergedepth_rectify', debug):
+        for name, v in (('--left_dir', left_dir), ('--right_dir', right_dir), ('--calib', calib), ('--output_dir', output_dir)):
+            if v is None: cli_fail(f"{name} is required")
+        for name, d in (('--left_dir', left_dir), ('--right_dir', right_dir)):
+            if not Path(d).is_dir(): cli_fail(f"{name}: no such folder {d}")
+        if not 0 <= alpha <= 1: cli_fail(f"--alpha should be between 0 and 1, got {alpha}")
+        res = rectify_pairs(left_dir, right_dir, calib, output_dir, sequence, alpha)
+        print(f"rectified {res['pairs']} pair(s) into {res['sequence']} (rig: {res['sequence']}/calib.json)")
 
 # %% ../nbs/03_data.ipynb #feae3c3a
 def sample_raw_tree(root, n:int=2, sample=None) -> Path:

@@ -8,7 +8,7 @@ __all__ = ['CROPS', 'METRICS', 'crop_mask', 'compute_depth_metrics', 'best_const
            'eval_cli']
 
 # %% ../nbs/06_evaluate.ipynb #dcce82b7
-import csv, json, math, sys
+import csv, json, math, re, sys
 from pathlib import Path
 import numpy as np
 import torch
@@ -135,13 +135,19 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     gts, preds = gt_files(gt_dir, view), _depth_files(pred_dir)
     if gt_kind not in ('depth', 'disparity'): raise ValueError(f"gt_kind should be 'depth' or 'disparity', got {gt_kind!r}")
-    rig = None
+    rig, per_frame = None, None
     if gt_kind == 'disparity':
+        from mergedepth.geometry import read_stereo_calib
         if calib is None: raise ValueError("disparity ground truth needs the rig (--calib) to turn depth into disparity")
-        if not hasattr(calib, 'K1'):
-            from mergedepth.geometry import read_stereo_calib
-            calib = read_stereo_calib(calib)
-        rig = calib
+        if hasattr(calib, 'K1'): rig = calib
+        elif Path(calib).is_dir() and not (Path(calib)/'calib_cam_to_cam.txt').is_file(): per_frame = Path(calib)   # KITTI 2012/2015: one file a frame
+        else: rig = read_stereo_calib(calib)
+    def rig_of(k, hw):
+        "The rig of frame k: the one given, or <calib>/<frame>.txt for '<frame>_10' (KITTI stereo's per-frame files, sized from the ground truth)."
+        if per_frame is None: return rig
+        f = per_frame/(re.sub(r'_1[01]$', '', Path(k).name) + '.txt')
+        if not f.is_file(): raise FileNotFoundError(f"no calibration for {gts[k]}: {f} is missing")
+        return read_stereo_calib(f, hw=hw)
     if split is not None:
         keep = {f'{d}/{f}' for d, f in read_split(split)}
         gone = sorted(keep - set(gts))
@@ -157,8 +163,8 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
     for k in tqdm([k for k in gts if k in preds], desc='evaluating', disable=not progress):
         gt = read_depth(gts[k])                                   # disparity in pixels with gt_kind='disparity' (the same PNG format)
         pred = read_depth(preds[k])
-        if rig is not None:
-            r = rig.resize(gt.shape); fb = float(r.K1[0, 0]) * abs(float(r.t[0]))
+        if gt_kind == 'disparity':
+            r = rig_of(k, gt.shape).resize(gt.shape); fb = float(r.K1[0, 0]) * abs(float(r.t[0]))
             gt_disp, gt = gt, _through_rig(gt, fb)                     # ground-truth depth from its disparity
         if pred.ndim != 2: raise ValueError(f"{preds[k]}: prediction of shape {pred.shape}")
         ar_p, ar_g = pred.shape[1] / pred.shape[0], gt.shape[1] / gt.shape[0]
@@ -167,7 +173,7 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
                              f"another aspect ratio (pass --stretch True to resize it anyway)")
         pred = resize_depth(pred, gt.shape)
         row = dict(frame=k)
-        if rig is not None: row.update(disparity_metrics(_through_rig(pred, fb), gt_disp))
+        if gt_kind == 'disparity': row.update(disparity_metrics(_through_rig(pred, fb), gt_disp))
         for cap in caps:
             m = compute_depth_metrics(pred, gt, min_depth, cap, crop, median_scaling)
             row.update({(f'{n}' if cap == max_depth else f'{n}@{cap:g}'): v for n, v in m.items()})
@@ -213,7 +219,7 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              stretch:bool_arg=False,      # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
              view:str='left',             # with --gt_dir a whole data folder (KITTI training or generic layout): left or right ground truth
              gt_kind:str='depth',         # depth, or disparity (KITTI stereo 2012/2015 disp_occ_0/disp_noc_0): then D1 and EPE too
-             calib:str=None,              # the rig that turns depth into disparity (with --gt_kind disparity): calib.json, KITTI file or date folder
+             calib:str=None,              # the rig that turns depth into disparity (--gt_kind disparity): a rig file, a KITTI date folder, or a folder of per-frame files (KITTI stereo's calib)
              debug:bool_arg=False):       # show the traceback of an error
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
     with cli_errors('mergedepth_eval', debug):

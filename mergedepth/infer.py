@@ -18,7 +18,7 @@ from torch.utils.data import Dataset, DataLoader
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, load_depthnet
-from .data import IMG_EXTS, read_image, write_depth, _DRIVE_RE, drive_date, cli_errors, cli_fail
+from .data import IMG_EXTS, read_image, read_rgb8, write_depth, _DRIVE_RE, drive_date, cli_errors, cli_fail
 from .geometry import StereoCalib, read_kitti_calib, read_stereo_calib, backproject, cross_view_depth
 
 # %% ../nbs/05_infer.ipynb #6b2f2c71
@@ -245,7 +245,7 @@ def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
               width:int=None,         # model input width
               calib_dir:str=None,     # the rig (for ply and confidence): a KITTI date folder or a rig file (calib.json, ...)
               workers:int=0,          # image-reading processes
-              video:str=None,         # a video: side by side (left view on the left) with stereo models, the one view with --model_pth
+              video:str=None,         # a video (side by side with stereo models; the one view with --model_pth), or a generic-layout sequence folder
               right_video:str=None,   # the right view as its own video (same length as --video)
               per_frame:bool_arg=False, # with --video: also write every frame's outputs in --format
               debug:bool_arg=False):  # show the traceback of an error
@@ -260,7 +260,8 @@ def infer_cli(model_pth:str=None,     # one-view model (.pth); with --input_dir
 def _infer_video(model_pth, l_model_pth, r_model_pth, video, right_video, output_dir, format, per_frame, device, precision,
                  batch_size, height, width, calib_dir):
     if output_dir is None: cli_fail("--output_dir is required")
-    for flag, f in (('--video', video), ('--right_video', right_video), ('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
+    if not Path(video).exists(): cli_fail(f"--video: no such file or folder {video}")
+    for flag, f in (('--right_video', right_video), ('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
     if not model_pth and not (l_model_pth and r_model_pth): cli_fail("a video needs --l_model_pth and --r_model_pth (stereo) or --model_pth (one view)")
     formats = [f.strip() for f in format.split(',') if f.strip()] if per_frame else []
@@ -352,10 +353,20 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     stereo, out, stem = model_pth is None, Path(output_dir), Path(video).stem
     if stereo and not (l_model_pth and r_model_pth): raise ValueError("a stereo video needs l_model_pth and r_model_pth (or model_pth for one view)")
     preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))]
+    if Path(video).is_dir():                                   # a sequence folder of the generic layout: its frames in name order
+        seq = Path(video)
+        if not (seq/'left').is_dir() or (stereo and not (seq/'right').is_dir()):
+            raise ValueError(f"{video} is a folder but not a sequence of the generic layout (left/ and right/)")
+        names = list_images(seq/'left')                        # relative paths, sorted
+        if stereo and (gone := [str(n) for n in names if not (seq/'right'/n).is_file()]): raise FileNotFoundError(f"{seq/'right'/gone[0]} is missing")
+        frames, fps, n = (read_rgb8(seq/'left'/f) for f in names), 10., len(names)
+        rframes = (read_rgb8(seq/'right'/f) for f in names) if stereo else None
+        calib = calib if calib is not None or not (seq/'calib.json').is_file() else seq/'calib.json'
+    else:
+        frames, fps, n = _open_video(video)
+        rframes = _open_video(right_video)[0] if right_video else None
     rig = (read_stereo_calib(calib) if calib is not None and not isinstance(calib, StereoCalib) else calib)
     if ({'ply', 'confidence'} & set(formats)) and rig is None: raise ValueError(f"formats ply and confidence need the rig (calib) of {video}")
-    frames, fps, n = _open_video(video)
-    rframes = _open_video(right_video)[0] if right_video else None
     out.mkdir(parents=True, exist_ok=True)
     final, part = out/f'{stem}_depth.mp4', out/f'.{stem}_depth.partial.mp4'
     writer, i, t0 = None, 0, time.time()

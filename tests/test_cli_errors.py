@@ -71,3 +71,21 @@ def test_prepare_a_jpeg_drive(tmp_path, kitti_sample):
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'out')
     assert '2 written' in p.stdout, p.stdout
     assert len(list((tmp_path/'out'/'left_imgs').rglob('*.jpg'))) == 2 and len(list((tmp_path/'out'/'right_gt').rglob('*.npy'))) == 2
+
+def test_rectify_cli(tmp_path):
+    "mergedepth_rectify: an OpenCV calibration and two folders in, the generic layout with calib.json out; a bad folder is one line."
+    pytest.importorskip('cv2')
+    import json
+    from PIL import Image
+    from mergedepth.geometry import read_stereo_calib
+    K = [[200., 0, 95.5], [0, 200., 31.5], [0, 0, 1]]
+    (tmp_path/'rig.json').write_text(json.dumps(dict(M1=K, D1=[0.01, 0, 0, 0, 0], M2=K, D2=[0] * 5, R=np.eye(3).tolist(), T=[-0.25, 0, 0], hw=[64, 192])))
+    for side in ('l', 'r'):
+        (tmp_path/side).mkdir()
+        for i in range(3): Image.fromarray((np.random.default_rng(i).random((64, 192, 3)) * 255).astype(np.uint8)).save(tmp_path/side/f'{i}.png')
+    p = run('mergedepth_rectify', '--left_dir', tmp_path/'l', '--right_dir', tmp_path/'r', '--calib', tmp_path/'rig.json', '--output_dir', tmp_path/'D', '--sequence', 'cam')
+    assert 'rectified 3 pair(s)' in p.stdout, p.stdout
+    assert len(list((tmp_path/'D'/'cam'/'right').glob('*.png'))) == 3
+    assert abs(read_stereo_calib(tmp_path/'D'/'cam'/'calib.json').t[0].item() + 0.25) < 1e-9
+    p = run('mergedepth_rectify', '--left_dir', tmp_path/'nowhere', '--right_dir', tmp_path/'r', '--calib', tmp_path/'rig.json', '--output_dir', tmp_path/'E', check=False)
+    assert one_line(p, 'mergedepth_rectify', '--left_dir: no such folder'), p.stderr
