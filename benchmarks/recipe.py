@@ -20,10 +20,10 @@ def score(models, data, split, hw, device):
     "Validation metrics of the left network in `models` on `split`, with the row prior of the training lidar."
     import torch
     from torch.utils.data import DataLoader
-    from mergedepth.model import load_depthnet
+    from mergedepth.binocular import load_model
     from mergedepth.data import KittiStereo, collate_stereo
     from mergedepth.train import validate, lidar_row_prior
-    net = load_depthnet(models[0]).to(device)
+    net = load_model(models[0]).to(device)
     ds = KittiStereo(data, split, hw)
     prior = lidar_row_prior(KittiStereo(data, 'train', hw, need_gt=True))
     dtype = torch.bfloat16 if device.type == 'cuda' else None
@@ -55,8 +55,11 @@ def main():
     ap.add_argument('--budget', type=float, default=420., help='seconds for all training; runs still going then are stopped')
     ap.add_argument('--parallel', type=int, default=5, help='training processes at a time')
     ap.add_argument('--quick', action='store_true', help='tiny data and a few steps: checks the script, measures nothing')
-    ap.add_argument('--stage', default='sweep', choices=['sweep', 'evidence'],
-                    help='sweep: compare variants, then seeds of the best; evidence: the CLI defaults with seeds 0, 1, 2')
+    ap.add_argument('--stage', default='sweep', choices=['sweep', 'evidence', 'binocular'],
+                    help='sweep: compare variants, then seeds of the best; evidence: the CLI defaults with seeds 0, 1, 2; '
+                         'binocular: --arch mono against --arch stereo (phase 1 + 2, phase 2 alone) at the same steps')
+    ap.add_argument('--seeds', type=int, default=3, help='binocular stage: seeds 0 .. N-1')
+    ap.add_argument('--scenes', default=None, help='DRIVES,FRAMES of the rendered data (default 8,96)')
     ap.add_argument('--steps', type=int, default=2000, help='steps of a phase-1 run and of phase 2 alone; phase 2 after phase 1: half')
     ap.add_argument('--run', help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -65,7 +68,7 @@ def main():
     from mergedepth.data import make_synth
     t0 = time.time()
     work = Path(tempfile.mkdtemp(prefix='recipe_'))
-    drives, frames, steps = (1, 12, 4) if a.quick else (8, 96, a.steps)
+    drives, frames, steps = (1, 12, 4) if a.quick else (*(map(int, a.scenes.split(',')) if a.scenes else (8, 96)), a.steps)
     cores = os.cpu_count() or 2
     make_synth(work/'data', drives=drives, frames=frames, hw=(128, 384), workers=min(cores, 16), progress=False)
     t_render = time.time() - t0
@@ -120,6 +123,15 @@ def main():
         if isinstance(r, list): return r[-1]['val']['abs_rel']
         return r['curve'][-1][1] if r and r.get('curve') else 9.
 
+    if a.stage == 'binocular':                              # the same recipe, one binocular network against two monocular ones
+        jobs = {}
+        for s in range(a.seeds):
+            for arch in ('mono', 'stereo'):
+                jobs[f'{arch}_phase2_alone_seed{s}'] = [P2(s, arch=arch)]
+                jobs[f'{arch}_phase1+phase2_seed{s}'] = [P1(s, arch=arch), P2(s, steps // 2, from_previous=True, arch=arch)]
+        run_all(jobs)
+        info['seconds'] = round(time.time() - t0, 1); write()
+        return print(f"wrote {out} ({info['seconds']} s)")
     if a.stage == 'evidence':                               # the CLI defaults, nothing chosen here
         ev = {}
         for s in (0, 1, 2):

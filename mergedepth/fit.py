@@ -16,6 +16,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .geometry import StereoCalib, read_stereo_calib, CalibError
 from .model import DepthNet
+from .binocular import MatchDepthNet
 from .losses import stereo_losses, supervised_loss, multiscale_smoothness, pyramid_level
 from .data import read_rgb8, cli_errors, cli_fail
 from .infer import FORMATS, lr_confidence, pick_device, write_outputs
@@ -57,7 +58,8 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
                     levels:int=3,             # coarsest pyramid level (0: no pyramid)
                     device:str='auto',        # auto, cpu, cuda
                     progress:bool=False,      # a progress bar with the loss
-                    callback=None):           # called as callback(step, loss, depth_left) every step
+                    callback=None,            # called as callback(step, loss, depth_left) every step
+                    arch:str='mono'):         # 'mono': two networks, one image each; 'stereo': one binocular network (11_binocular)
     "Fit two depth networks to one stereo pair with the phase-2 losses only; returns (depth_left, depth_right), float32 (H,W) metres."
     L, R = _as_image(left, 'left'), _as_image(right, 'right')
     if L.shape != R.shape: raise ValueError(f"left and right images differ in size: {tuple(L.shape[-2:])} and {tuple(R.shape[-2:])}")
@@ -70,19 +72,24 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     Lw, Rw = (_to_working(x, hw, dev) for x in (L, R))
     rig = calib.resize(hw).to(torch.float32).to(dev)
     lo, hi, init = rig_depth_range(rig, hw[1])
-    nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train() for _ in range(2)]
+    if arch not in ('mono', 'stereo'): raise ValueError(f"arch should be 'mono' or 'stereo', got {arch!r}")
+    if arch == 'stereo': nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
+    else: nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train() for _ in range(2)]
     opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=lr)
     batch = dict(left=Lw, right=Rw, calib=rig)
+    pair = lambda: nets[0](Lw, Rw, rig, all_scales=True) if arch == 'stereo' else (nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True))
     bar = tqdm(range(steps), desc='fitting', disable=not progress, dynamic_ncols=True)
     for it in bar:
-        dls, drs = nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True)
+        dls, drs = pair()
         loss, _ = stereo_losses(dls, drs, batch, phase=2, beta=1., gamma=gamma, smooth=smooth, level=pyramid_level(it, steps, levels))
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if progress: bar.set_postfix(loss=f'{loss.item():.4f}', refresh=False)
         if callback is not None: callback(it, loss.item(), dls[0].detach())
     bar.close()
+    for n in nets: n.eval()
     with torch.no_grad():
-        out = [F.interpolate(n.eval()(x), size=(H, W), mode='bilinear', align_corners=False)[0, 0].float().cpu().numpy() for n, x in zip(nets, (Lw, Rw))]
+        ds = nets[0](Lw, Rw, rig) if arch == 'stereo' else (nets[0](Lw), nets[1](Rw))
+        out = [F.interpolate(d, size=(H, W), mode='bilinear', align_corners=False)[0, 0].float().cpu().numpy() for d in ds]
     return out[0], out[1]
 
 # %% ../nbs/09_fit.ipynb #23872dd1
@@ -157,18 +164,20 @@ def fit_cli(left_image:str=None,      # left (camera 1) image file
             resize_calib:bool_arg=False, # allow a rig given for another image size (rescaled to the images)
             seed:int=0,               # random seed
             device:str='auto',        # auto (CUDA when present), cpu, cuda
+            arch:str='mono',          # mono: two networks, one image each; stereo: one binocular network that matches the two images
             debug:bool_arg=False):    # show the traceback of an error
     "Fit the two networks to one rectified stereo pair (no training data, no depth supervision) and write both depth maps."
     with cli_errors('mergedepth_fit', debug):
-        _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device)
+        _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device, arch)
 
-def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device):
+def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device, arch='mono'):
     fail = cli_fail
     for name, v in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib), ('--output_dir', output_dir)):
         if v is None: fail(f"{name} is required")
     formats = [f.strip() for f in format.split(',') if f.strip()]
     if bad := [f for f in formats if f not in FORMATS]: fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     if steps < 1: fail(f"--steps must be at least 1, got {steps}")
+    if arch not in ('mono', 'stereo'): fail(f"--arch should be mono or stereo, got {arch!r}")
     if max_pixels < 32 * 32: fail(f"--max_pixels must be at least 1024, got {max_pixels}")
     if encoder not in ('resnet18', 'resnet34', 'resnet50'): fail(f"--encoder should be resnet18, resnet34 or resnet50, got {encoder!r}")
     for name, f in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib)):
@@ -181,7 +190,7 @@ def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max
         rig = rig.resize(Li.shape[:2])
     torch.manual_seed(seed)
     t0 = time.time()
-    dl, dr = fit_stereo_pair(Li, Ri, rig, steps=steps, encoder=encoder, max_pixels=max_pixels, device=device, progress=True)
+    dl, dr = fit_stereo_pair(Li, Ri, rig, steps=steps, encoder=encoder, max_pixels=max_pixels, device=device, progress=True, arch=arch)
     out, stem = Path(output_dir), Path(left_image).stem
     conf = lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], rig)[0, 0].numpy() if 'confidence' in formats else None
     write_outputs(dl, out/'left'/stem, formats, Li, rig.K1.numpy(), conf)

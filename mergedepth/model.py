@@ -222,7 +222,7 @@ def save_depthnet(model:DepthNet, path, hw=None,
     sd = m.state_dict()
     if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
     tmp = path.with_name(path.name + '.tmp')
-    torch.save(dict(arch='DepthNet', config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
+    torch.save(dict(arch=type(m).__name__, config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
                     weights_dtype=str(dtype or torch.float32).removeprefix('torch.'), **extra), tmp)
     tmp.replace(path)
 
@@ -246,6 +246,8 @@ def load_depthnet(path, map_location='cpu', **config) -> DepthNet:
     if not path.is_file(): raise FileNotFoundError(f"model file not found: {path}")
     try: ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e: raise RuntimeError(f"cannot read model file {path}: {e}") from e
+    if isinstance(ck, dict) and ck.get('arch') == 'MatchDepthNet':
+        raise ValueError(f"{path} holds a binocular network (MatchDepthNet): load it with mergedepth.binocular.load_model")
     if isinstance(ck, dict) and ck.get('arch') == 'DepthNet':
         cfg, sd, hw = {**ck['config'], **config}, ck['state_dict'], ck.get('hw')
     else:                                                   # a plain state dict (the seed's format)

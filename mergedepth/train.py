@@ -19,15 +19,17 @@ from torch.utils.data import DataLoader, Sampler
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, save_depthnet, load_depthnet, load_weights
+from .binocular import MatchDepthNet, load_model, model_arch
 from .losses import stereo_losses, reconstruct, pyramid_level
 from .data import KittiStereo, collate_stereo, verify_frames, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
 def forward_pair(nets, batch:dict):
-    "Both networks on their inputs (the colour-augmented `*_input` when present, else the clean views): depth lists, finest first."
-    return (nets[0](batch.get('left_input', batch['left']), all_scales=True),
-            nets[1](batch.get('right_input', batch['right']), all_scales=True))
+    "Depth lists of both views, finest first, from their inputs (the colour-augmented `*_input` when present, else the clean views): two monocular networks, or one binocular network (a list of one) that sees both images and the rig."
+    l, r = batch.get('left_input', batch['left']), batch.get('right_input', batch['right'])
+    if len(nets) == 1: return nets[0](l, r, batch['calib'], all_scales=True)
+    return nets[0](l, all_scales=True), nets[1](r, all_scales=True)
 
 # %% ../nbs/04_train.ipynb #0201b021
 def dist_info():
@@ -204,11 +206,11 @@ def plot_curves(log_path, out_path):
 @torch.no_grad()
 def validate(net_l:nn.Module, loader, device, dtype, max_depth:float=80.,
              prior=None) -> dict:                # (H,) row prior fitted on the training lidar (evaluate.row_prior), metres
-    "Mean KITTI metrics (per image, 80 m cap, no crop: training-size maps) of the left network on a loader, and of two image-blind baselines."
+    "Mean KITTI metrics (per image, 80 m cap, no crop: training-size maps) of the left network (a binocular one: its left view) on a loader, and of two image-blind baselines."
     net_l.eval(); rows, maps = [], []
     for b in loader:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            d = net_l(b['left'].to(device))
+            d = net_l(b['left'].to(device), b['right'].to(device), b['calib'].to(device))[0] if isinstance(net_l, MatchDepthNet) else net_l(b['left'].to(device))
         d = F.interpolate(d.float(), size=b['left_gt'].shape[-2:], mode='bilinear', align_corners=False).cpu()
         for p, g in zip(d, b['left_gt']):
             if (g > 0).any(): rows.append(compute_depth_metrics(p, g, max_depth=max_depth, crop=None)); maps.append(g[0].numpy())
@@ -232,7 +234,7 @@ def lidar_row_prior(ds, n:int=200, seed:int=0, max_depth:float=80.):
 # %% ../nbs/04_train.ipynb #1b790fe7
 @torch.no_grad()
 def recalibrate_bn(net:nn.Module, inputs, dtype=None) -> nn.Module:
-    "Re-estimate every BatchNorm's running mean and variance of `net` as the average over `inputs` (an iterable of image batches)."
+    "Re-estimate every BatchNorm's running mean and variance of `net` as the average over `inputs` (an iterable of image batches, or of argument tuples such as (left, right, calib) for a binocular network)."
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not bns: return net
     momenta = [m.momentum for m in bns]
@@ -240,7 +242,8 @@ def recalibrate_bn(net:nn.Module, inputs, dtype=None) -> nn.Module:
     was = net.training; net.train()
     dev = next(net.parameters()).device
     for x in inputs:
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None): net(x.to(dev))
+        args = tuple(a.to(dev) for a in x) if isinstance(x, tuple) else (x.to(dev),)
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None): net(*args)
     for m, mom in zip(bns, momenta): m.momentum = mom
     return net.train(was)
 
@@ -266,18 +269,20 @@ def _quiet_worker(_):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))      # exit 0: the main process gets no "worker killed" error mid-step
 
-_RUN_FILES = ('checkpoint.pt', 'left.pth', 'right.pth', 'metrics.jsonl')
+_RUN_FILES = ('checkpoint.pt', 'left.pth', 'right.pth', 'stereo.pth', 'metrics.jsonl')
 
 def _clear_run(img_dir:Path, mod_dir:Path):
     "Remove what a previous run wrote into these folders (overwrite=True): checkpoint, model files, log, curves, samples, TensorBoard logs."
     import re, shutil
     for f in mod_dir.glob('*'):
-        if f.name == 'checkpoint.pt' or re.fullmatch(r'(left|right)(_\d+)?\.pth', f.name): f.unlink()
+        if f.name == 'checkpoint.pt' or re.fullmatch(r'(left|right|stereo)(_\d+)?\.pth', f.name): f.unlink()
     for f in img_dir.glob('*'):
         if f.name in ('metrics.jsonl', 'curves.png') or re.fullmatch(r'sample_(\d+|final)\.png', f.name): f.unlink()
     shutil.rmtree(img_dir/'tb', ignore_errors=True)
 
 def _net(encoder, pretrained, scale, max_depth, path=None, init_depth=None):
+    if path and model_arch(path) == 'stereo':
+        raise ValueError(f"{path} holds a binocular network: train it with --arch stereo")
     if path:
         m = load_depthnet(path)
         if m.config['encoder'] != encoder or m.config['scale'] != scale:
@@ -308,10 +313,14 @@ def train(data_dir,                       # data folder in the training layout
           bn_batches:int=8,                  # re-estimate BatchNorm statistics over this many batches at epoch ends (0: off)
           sup_all_scales:bool=False,         # phase 1: supervise all four decoder scales, not only the finest
           pyramid:int|None=None,             # phase 2: coarse-to-fine photometric pyramid from this level to 0 over the run (0: off; None: 3 from scratch, 0 from given networks)
+          arch:str='mono',                   # 'mono': two networks, one image each; 'stereo': one binocular network (11_binocular) for both views
+          n_hyp:int=48,                      # stereo: depth hypotheses of the cost volume
+          min_depth:float=1.,                # stereo: nearest hypothesis, metres
           signals:bool=False) -> dict:       # SIGINT/SIGTERM stop at the next step boundary with a checkpoint, exit 130 (the console scripts); False: only Ctrl-C, which then re-raises KeyboardInterrupt
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
     for name, v in (('batch_size', batch_size), ('epochs', epochs), ('max_steps', max_steps or 1)):
         if v < 1: raise ValueError(f"--{name} must be at least 1, got {v}")
+    if arch not in ('mono', 'stereo'): raise ValueError(f"--arch should be mono or stereo, got {arch!r}")
     if model_dtype not in ('fp16', 'bf16', 'fp32'): raise ValueError(f"--model_dtype should be fp16, bf16 or fp32, got {model_dtype!r}")
     if height < 32 or width < 32 or height % 32 or width % 32:
         raise ValueError(f"--height and --width must be positive multiples of 32 (the encoder halves the image five times), got {height}x{width}")
@@ -330,7 +339,7 @@ def train(data_dir,                       # data folder in the training layout
     if main: img_dir.mkdir(parents=True, exist_ok=True); mod_dir.mkdir(parents=True, exist_ok=True)
     ck_path = mod_dir/'checkpoint.pt'
     ck = None
-    found = [str(d/f) for d, f in zip((mod_dir,) * 3 + (img_dir,), _RUN_FILES) if (d/f).exists()]
+    found = [str(d/f) for d, f in zip((mod_dir,) * 4 + (img_dir,), _RUN_FILES) if (d/f).exists()]
     if found and not resume:                               # never mix two runs' files (a log with two "step 1" rows)
         if not overwrite:
             raise FileExistsError(f"{', '.join(found)} exist: these folders hold another run. Continue it with --resume True, replace it "
@@ -355,9 +364,15 @@ def train(data_dir,                       # data folder in the training layout
     hw = (A.height, A.width)
     # phase 2 from scratch starts the networks around init_depth (see DepthNet.set_initial_depth)
     init = getattr(A, 'init_depth', 10.) if A.phase == 2 else None
-    nets = [_net(A.encoder, A.pretrained and not ck, scale, A.max_depth, p, init) for p in (A.l_model_pth, A.r_model_pth)]
+    stereo = getattr(A, 'arch', 'mono') == 'stereo'
+    sides = ('stereo',) if stereo else ('left', 'right')   # the networks' names in checkpoint.pt and their .pth files
+    if stereo:                                             # one binocular network; phase 2 may start from a phase-1 stereo.pth
+        src = A.l_model_pth or A.r_model_pth
+        if src and model_arch(src) != 'stereo': raise ValueError(f"{src} holds a monocular network; --arch stereo starts from a binocular one (stereo.pth)")
+        nets = [load_model(src) if src else MatchDepthNet(A.encoder, A.pretrained and not ck, scale, A.max_depth, A.min_depth, A.n_hyp)]
+    else: nets = [_net(A.encoder, A.pretrained and not ck, scale, A.max_depth, p, init) for p in (A.l_model_pth, A.r_model_pth)]
     if ck:
-        for n, k in zip(nets, ('left', 'right')): load_weights(n, ck[k], f"{ck_path} [{k}]")
+        for n, k in zip(nets, sides): load_weights(n, ck[k], f"{ck_path} [{k}]")
     if A.sync_bn and world > 1: nets = [nn.SyncBatchNorm.convert_sync_batchnorm(n) for n in nets]
     cl = A.channels_last if A.channels_last is not None else dev.type == 'cuda'
     mf = torch.channels_last if cl else torch.contiguous_format
@@ -439,7 +454,7 @@ def train(data_dir,                       # data folder in the training layout
     def checkpoint(ep, k, why=''):
         rngs = gather_rng()
         if main:
-            atomic_save(dict(step=step, epoch=ep, step_in_epoch=k, left=raw[0].state_dict(), right=raw[1].state_dict(),
+            atomic_save(dict(step=step, epoch=ep, step_in_epoch=k, **{s: n.state_dict() for s, n in zip(sides, raw)},
                              optimizers=[o.state_dict() for o in opts], schedulers=[s.state_dict() for s in scheds],
                              scaler=scaler.state_dict(), rng=rngs, args=args, non_finite_steps=bad_total,
                              hw=hw, time=time.time()), ck_path)
@@ -448,7 +463,7 @@ def train(data_dir,                       # data folder in the training layout
         if not main: return
         keep = getattr(A, 'keep_epoch_models', None)
         wd = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(getattr(A, 'model_dtype', 'fp32'))
-        for n, side in zip(raw, ('left', 'right')):
+        for n, side in zip(raw, sides):
             if tag is not None:
                 save_depthnet(n, mod_dir/f'{side}_{tag:02d}.pth', hw=hw, step=step, dtype=wd)
                 if keep and tag - keep >= 0: (mod_dir/f'{side}_{tag - keep:02d}.pth').unlink(missing_ok=True)
@@ -473,7 +488,8 @@ def train(data_dir,                       # data folder in the training layout
         if not n: return
         smp = EpochSampler(len(ds), A.batch_size, A.seed + 99991, rank, world); smp.set_epoch(ep)
         bs = list(itertools.islice(loader(ds, smp), n))
-        for net, side in zip(raw, ('left', 'right')): recalibrate_bn(net, [b.get(f'{side}_input', b[side]) for b in bs], dtype)
+        if stereo: return recalibrate_bn(raw[0], [(b.get('left_input', b['left']), b.get('right_input', b['right']), b['calib']) for b in bs], dtype)
+        for net, side in zip(raw, sides): recalibrate_bn(net, [b.get(f'{side}_input', b[side]) for b in bs], dtype)
 
     stop = {'why': None, 'hard': False}                  # a signal asks to stop at the next step boundary; a second one, at once
     def on_signal(signum, frame):
@@ -598,7 +614,7 @@ def train(data_dir,                       # data folder in the training layout
         if tb: tb.close()
     if world > 1: dist.barrier()
     return dict(step=step, epochs=A.epochs, last=last, val=val, non_finite_steps=bad_total, seconds=time.time() - t_start,
-                models=(str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw),
+                models=(str(mod_dir/'stereo.pth'),) * 2 if stereo else (str(mod_dir/'left.pth'), str(mod_dir/'right.pth')), images=str(img_dir), ended=ended, networks=tuple(raw),
                 skipped=skipped)
 
 # %% ../nbs/04_train.ipynb #09c88f15
@@ -668,6 +684,9 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               overwrite:bool_arg=False,   # replace a run found in the output folders (default: refuse)
               check_data:bool_arg=False,  # read every frame once before training and list the unreadable ones
               skip_unreadable:bool_arg=False, # train past unreadable frames (counted and named at the end)
+              arch:str='mono',            # mono: two networks, one image each (left.pth, right.pth); stereo: one binocular network (stereo.pth)
+              n_hyp:int=48,               # stereo: depth hypotheses of the cost volume
+              min_depth:float=1.,         # stereo: nearest hypothesis, metres
               debug:bool_arg=False):      # show the traceback of an error
     "Phase 1: train the left and right depth networks with lidar supervision and left-right consistency."
     _run_cli(dict(locals(), phase=1))
@@ -711,8 +730,12 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               overwrite:bool_arg=False,   # replace a run found in the output folders (default: refuse)
               check_data:bool_arg=False,  # read every frame once before training and list the unreadable ones
               skip_unreadable:bool_arg=False, # train past unreadable frames (counted and named at the end)
+              arch:str='mono',            # mono: two networks (--l_model_pth, --r_model_pth); stereo: one binocular network (--l_model_pth stereo.pth)
+              n_hyp:int=48,               # stereo from scratch: depth hypotheses of the cost volume
+              min_depth:float=1.,         # stereo from scratch: nearest hypothesis, metres
               debug:bool_arg=False):      # show the traceback of an error
     "Phase 2: continue the phase-1 networks with the stereo reconstruction loss and left-right consistency."
+    if l_model_pth and not r_model_pth and arch == 'stereo': r_model_pth = l_model_pth     # one binocular network for both views
     if not resume and not (l_model_pth and r_model_pth):
         print("note: no --l_model_pth/--r_model_pth: phase 2 starts from new networks (self-supervised from scratch)")
     height, width = _carry_size(l_model_pth, height, width)   # the phase-1 size rather than a stretch to 192x640

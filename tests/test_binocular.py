@@ -1,0 +1,58 @@
+"The binocular network (--arch stereo) through every console script: phase 1, phase 2 from it, resume, inference with its rig, per-pair fitting."
+import json
+from pathlib import Path
+import numpy as np, torch
+from conftest import run
+from test_train_cli import SMALL
+
+def test_stereo_arch_end_to_end(synth, tmp_path):
+    p = run('mergedepth_train', '--data_dir', synth, '--epochs', 1, '--arch', 'stereo', '--n_hyp', 24, *SMALL,
+            '--image_output_dir', tmp_path/'i1', '--model_output_dir', tmp_path/'m1')
+    assert 'finished: 4 steps' in p.stdout, p.stdout
+    assert sorted(f.name for f in (tmp_path/'m1').glob('*.pth')) == ['stereo.pth', 'stereo_00.pth']   # one network for both views
+    from mergedepth.binocular import load_model, MatchDepthNet
+    net = load_model(tmp_path/'m1'/'stereo.pth')
+    assert isinstance(net, MatchDepthNet) and net.config['n_hyp'] == 24 and net.hw == (64, 192)
+    log = [json.loads(l) for l in (tmp_path/'i1'/'metrics.jsonl').read_text().splitlines()]
+    assert any(r['kind'] == 'val' and 'abs_rel' in r for r in log) and 'sup_L' in log[0] and 'con_R' in log[0]
+    # phase 2 from the phase-1 binocular network (one file), then resumed past its end
+    args = ['mergedepth_keep_training', '--data_dir', synth, '--epochs', 1, '--arch', 'stereo', *SMALL, '--l_model_pth', tmp_path/'m1'/'stereo.pth',
+            '--image_output_dir', tmp_path/'i2', '--model_output_dir', tmp_path/'m2']
+    p = run(*args)
+    assert 'finished: 4 steps' in p.stdout, p.stdout
+    rec = [json.loads(l) for l in (tmp_path/'i2'/'metrics.jsonl').read_text().splitlines() if '"step"' in l][0]
+    assert 'rec_L' in rec and 'rec_R' in rec and 'sup_L' not in rec
+    a, b = torch.load(tmp_path/'m1'/'stereo.pth')['state_dict'], torch.load(tmp_path/'m2'/'stereo.pth')['state_dict']
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    p = run(*[x if x != 1 else 2 for x in args], '--resume', 'True')
+    assert 'resuming from' in p.stdout and 'finished: 8 steps' in p.stdout, p.stdout
+    # a monocular file where a binocular one is expected is refused, naming it
+    from mergedepth.model import DepthNet, save_depthnet
+    save_depthnet(DepthNet('resnet18', pretrained=False), tmp_path/'mono.pth', hw=(64, 192))
+    mono = run('mergedepth_keep_training', '--data_dir', synth, '--arch', 'stereo', *SMALL, '--max_steps', 1, '--l_model_pth', tmp_path/'mono.pth',
+               '--image_output_dir', tmp_path/'i3', '--model_output_dir', tmp_path/'m3', check=False)
+    assert mono.returncode == 2 and 'mono.pth' in mono.stderr and 'monocular' in mono.stderr, mono.stderr
+    # inference: both views from one file; the rig comes from the training layout's calib/<date>
+    out = tmp_path/'pred'
+    p = run('mergedepth_infer', '--model_pth', tmp_path/'m2'/'stereo.pth', '--input_dir', synth, '--output_dir', out, '--format', 'png,confidence')
+    left, right = sorted((out/'left').rglob('*.png')), sorted((out/'right').rglob('*.png'))
+    depth_l = [f for f in left if 'confidence' not in f.name]
+    assert depth_l and len(depth_l) == len(right) and len(left) == 2 * len(right)     # a confidence map beside each left depth map
+    from mergedepth.data import read_depth
+    img = next(iter(sorted((Path(synth)/'left_imgs').rglob('*.png'))))
+    d = read_depth(out/'left'/img.relative_to(Path(synth)/'left_imgs'))
+    from PIL import Image
+    assert d.shape == Image.open(img).size[::-1] and (d > 0).all()       # the input's own size, a depth everywhere
+    p = run('mergedepth_infer', '--model_pth', tmp_path/'m2'/'stereo.pth', '--output_dir', tmp_path/'x', '--format', 'onnx', check=False)
+    assert p.returncode == 2 and 'binocular' in p.stderr
+
+def test_fit_arch_stereo(kitti_sample, tmp_path):
+    s = kitti_sample
+    p = run('mergedepth_fit', '--left_image', s/'stereo_pair'/'image_02.jpg', '--right_image', s/'stereo_pair'/'image_03.jpg',
+            '--calib', s/'2011_09_26'/'calib_cam_to_cam.txt', '--output_dir', tmp_path, '--steps', 3, '--max_pixels', 20000, '--arch', 'stereo')
+    from mergedepth.data import read_depth
+    d = read_depth(tmp_path/'left'/'image_02.png')
+    assert d.shape == (375, 1242) and np.isfinite(d).all() and (d > 0).all()
+    bad = run('mergedepth_fit', '--left_image', s/'stereo_pair'/'image_02.jpg', '--right_image', s/'stereo_pair'/'image_03.jpg',
+              '--calib', s/'2011_09_26'/'calib_cam_to_cam.txt', '--output_dir', tmp_path, '--arch', 'binocular', check=False)
+    assert bad.returncode == 2 and '--arch' in bad.stderr
