@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .geometry import StereoCalib, inv3x3, PixelGrid
+from .geometry import StereoCalib, inv3x3
 from .model import DepthNet, load_depthnet, load_weights, _legacy_config
 
 # %% ../nbs/11_binocular.ipynb #28f6a78d
@@ -26,8 +26,6 @@ def depth_hypotheses(min_depth:float, # nearest hypothesis bound, metres
     return (1 / (1 / max_depth + (1 / min_depth - 1 / max_depth) * s)).float()
 
 # %% ../nbs/11_binocular.ipynb #f340dad5
-_pixels = PixelGrid()
-
 def sweep_grid(K_tgt:torch.Tensor,  # (B,3,3) target intrinsics, pixels of the target map
                K_src:torch.Tensor,  # (B,3,3) source intrinsics, pixels of the source map
                R:torch.Tensor,      # (B,3,3): X_src = R @ X_tgt + t
@@ -38,7 +36,9 @@ def sweep_grid(K_tgt:torch.Tensor,  # (B,3,3) target intrinsics, pixels of the t
               ) -> torch.Tensor:
     "Where each target pixel lands in the source map at each hypothesis depth: grid (B,D,h,w,2) for `grid_sample(align_corners=True)`."
     (h, w), (Hs, Ws), B, dt = hw, src_hw, K_tgt.shape[0], torch.float32
-    rays = inv3x3(K_tgt.to(dt)) @ _pixels(h, w, K_tgt.device, dt)             # (B,3,hw)
+    v, u = torch.meshgrid(torch.arange(h, device=K_tgt.device, dtype=dt), torch.arange(w, device=K_tgt.device, dtype=dt), indexing='ij')
+    pix = torch.stack([u.flatten(), v.flatten(), torch.ones_like(u.flatten())])   # (3,hw), made anew: no cache a trace could fill with fake tensors
+    rays = inv3x3(K_tgt.to(dt)) @ pix                                         # (B,3,hw)
     a = (K_src.to(dt) @ R.to(dt) @ rays)[:, None]                             # (B,1,3,hw): the part that scales with depth
     b = (K_src.to(dt) @ t.to(dt)[..., None])[:, None]                         # (B,1,3,1): the translation's part
     z = depths.to(K_tgt.device, dt).reshape(1 if depths.ndim == 1 else B, -1, 1, 1)
@@ -120,8 +120,7 @@ class MatchDepthNet(DepthNet):
                  n_hyp:int=48,                  # depth hypotheses, uniform in inverse depth
                  match_channels:int=32,         # channels of the matching features
                  n_scales:int=4,                # decoder scales with an output
-                 act:str='elu',                 # decoder activation
-                 **_):                          # (monocular-only settings such as head or init_depth are ignored)
+                 act:str='elu'):                # decoder activation
         super().__init__(encoder, pretrained, scale, max_depth, min_depth, 'inverse', n_scales, act, init_depth=None)
         self.config.update(arch='stereo', n_hyp=int(n_hyp), match_channels=int(match_channels))
         c1, c2 = self.encoder.channels[:2]

@@ -5,13 +5,14 @@
 # %% auto #0
 __all__ = ['FORMATS', 'pick_device', 'DepthPredictor', 'StereoPredictor', 'colorize_depth', 'write_ply', 'read_ply',
            'depth_to_points', 'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'stereo_inputs', 'find_calib',
-           'write_outputs', 'infer_folder', 'infer_stereo', 'infer_cli', 'infer_video', 'export_onnx']
+           'write_outputs', 'infer_folder', 'infer_stereo', 'infer_cli', 'infer_video', 'PairGraph', 'export_onnx']
 
 # %% ../nbs/05_infer.ipynb #1fd81cdb
 import sys, time
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset, DataLoader
@@ -289,6 +290,8 @@ def _infer_video(model_pth, l_model_pth, r_model_pth, video, right_video, output
     if not Path(video).exists(): cli_fail(f"--video: no such file or folder {video}")
     for flag, f in (('--right_video', right_video), ('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
+    one = model_pth or l_model_pth
+    if one and model_arch(one) == 'stereo': l_model_pth = r_model_pth = one; model_pth = None     # a binocular network: both views from one file
     if not model_pth and not (l_model_pth and r_model_pth): cli_fail("a video needs --l_model_pth and --r_model_pth (stereo) or --model_pth (one view)")
     formats = [f.strip() for f in format.split(',') if f.strip()] if per_frame else []
     if bad := [f for f in formats if f not in FORMATS]: cli_fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
@@ -315,9 +318,8 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
     for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
     one = model_pth or l_model_pth or r_model_pth
-    if one and model_arch(one) == 'stereo':                 # a binocular network: one file serves both views, as stereo
-        if onnx: cli_fail(f"{one} is a binocular model: ONNX export covers monocular models only")
-        l_model_pth = r_model_pth = one; model_pth = None
+    binocular = bool(one) and model_arch(one) == 'stereo'
+    if binocular: l_model_pth = r_model_pth = one; model_pth = None       # a binocular network: one file serves both views, as stereo
     stereo = bool(l_model_pth or r_model_pth)
     depth = bool(formats) or not onnx                      # --format onnx alone: export only, no images needed
     if stereo:
@@ -335,7 +337,7 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
         _rig(str(calib_dir))                                   # a malformed rig stops here, named
     t = time.time()
     if onnx:
-        for src, name in ([(l_model_pth, 'left'), (r_model_pth, 'right')] if stereo else [(model_pth, Path(model_pth).stem)]):
+        for src, name in ([(one, Path(one).stem)] if binocular else [(l_model_pth, 'left'), (r_model_pth, 'right')] if stereo else [(model_pth, Path(model_pth).stem)]):
             out = export_onnx(src, Path(output_dir)/f'{name}.onnx', hw)
             print(f"exported {src} to {out}" + (" (torch.export program: the onnx package is not installed)" if out.suffix != '.onnx' else ''))
         if not depth: return
@@ -383,8 +385,11 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     "Depth for every frame of a stereo (or one-view) video: `output_dir/<video>_depth.mp4` (left image | colour depth), per-frame outputs on request."
     import cv2
     stereo, out, stem = model_pth is None, Path(output_dir), Path(video).stem
+    if stereo and l_model_pth and not r_model_pth and model_arch(l_model_pth) == 'stereo': r_model_pth = l_model_pth   # one binocular file
     if stereo and not (l_model_pth and r_model_pth): raise ValueError("a stereo video needs l_model_pth and r_model_pth (or model_pth for one view)")
-    preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))]
+    binocular = stereo and model_arch(l_model_pth) == 'stereo'
+    if binocular: preds = [StereoPredictor(load_model(l_model_pth), hw, device, precision)]
+    else: preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))]
     if Path(video).is_dir():                                   # a sequence folder of the generic layout: its frames in name order
         seq = Path(video)
         if not (seq/'left').is_dir() or (stereo and not (seq/'right').is_dir()):
@@ -399,6 +404,7 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
         rframes = _open_video(right_video)[0] if right_video else None
     rig = (read_stereo_calib(calib) if calib is not None and not isinstance(calib, StereoCalib) else calib)
     if ({'ply', 'confidence'} & set(formats)) and rig is None: raise ValueError(f"formats ply and confidence need the rig (calib) of {video}")
+    if binocular and rig is None: raise ValueError(f"a binocular model needs the rig (calib) of {video}")
     out.mkdir(parents=True, exist_ok=True)
     final, part = out/f'{stem}_depth.mp4', out/f'.{stem}_depth.partial.mp4'
     writer, i, t0 = None, 0, time.time()
@@ -406,8 +412,12 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     def flush(buf):
         nonlocal writer, i
         L = torch.stack([torch.from_numpy(l).permute(2, 0, 1).float().div(255) for l, _ in buf])
-        dl = preds[0](L)[:, 0].cpu().numpy()
-        dr = preds[1](torch.stack([torch.from_numpy(r).permute(2, 0, 1).float().div(255) for _, r in buf]))[:, 0].cpu().numpy() if stereo else None
+        R = torch.stack([torch.from_numpy(r).permute(2, 0, 1).float().div(255) for _, r in buf]) if stereo else None
+        if binocular:
+            dl, dr = (d[:, 0].cpu().numpy() for d in preds[0](L, R, rig.resize(L.shape[-2:]).to(torch.float32).expand(len(buf))))
+        else:
+            dl = preds[0](L)[:, 0].cpu().numpy()
+            dr = preds[1](R)[:, 0].cpu().numpy() if stereo else None
         for k, (l, r) in enumerate(buf):
             row = np.concatenate([l, colorize_depth(dl[k])], 1)
             if writer is None:
@@ -448,17 +458,29 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     return dict(frames=i, video=str(final), seconds=time.time() - t0)
 
 # %% ../nbs/05_infer.ipynb #344c0888
+class PairGraph(nn.Module):
+    "A binocular network with its rig as plain tensors, for export: (left, right, K1, K2, R, t) -> (depth_left, depth_right) at the size `hw`."
+    def __init__(self, model:MatchDepthNet, hw):
+        super().__init__(); self.model, self.hw = model, tuple(hw)
+    def forward(self, left, right, K1, K2, R, t):   # images (B,3,H,W) in [0,1]; K1, K2, R (B,3,3) pixels of these images; t (B,3) metres
+        return self.model(left, right, StereoCalib(K1, K2, R, t, self.hw))
+
 def export_onnx(model_pth, path, hw=None) -> Path:
-    "Export a `.pth` to ONNX at `path` (or, without the onnx package, a `torch.export` program at `path` with suffix .pt2)."
-    model = load_depthnet(model_pth).eval()
+    "Export a `.pth` to ONNX at `path` (or, without the onnx package, a `torch.export` program at `path` with suffix .pt2); a binocular model takes its rig as inputs."
+    model = load_model(model_pth).eval()
     hw = tuple(hw or model.hw or (192, 640))
     x = torch.rand(1, 3, *hw)
+    if isinstance(model, MatchDepthNet):                     # any rig at this image size: K1, K2, R, t are inputs
+        K = torch.tensor([[[hw[1] * 0.58, 0, hw[1] / 2], [0, hw[1] * 0.58, hw[0] / 2], [0, 0, 1]]])
+        model, args = PairGraph(model, hw), (x, x.clone(), K, K.clone(), torch.eye(3)[None], torch.tensor([[-0.54, 0., 0.]]))
+        names = (['left', 'right', 'K1', 'K2', 'R', 't'], ['depth_left', 'depth_right'])
+    else: args, names = (x,), (['image'], ['depth'])
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     try: import onnx, onnxscript  # noqa: F401
     except ImportError:
         path = path.with_suffix('.pt2')
-        torch.export.save(torch.export.export(model, (x,)), path)
+        torch.export.save(torch.export.export(model, args), path)
         return path
-    prog = torch.onnx.export(model, (x,), input_names=['image'], output_names=['depth'], dynamo=True, verbose=False)
+    prog = torch.onnx.export(model, args, input_names=names[0], output_names=names[1], dynamo=True, verbose=False)
     prog.save(str(path))
     return path

@@ -43,8 +43,30 @@ def test_stereo_arch_end_to_end(synth, tmp_path):
     d = read_depth(out/'left'/img.relative_to(Path(synth)/'left_imgs'))
     from PIL import Image
     assert d.shape == Image.open(img).size[::-1] and (d > 0).all()       # the input's own size, a depth everywhere
-    p = run('mergedepth_infer', '--model_pth', tmp_path/'m2'/'stereo.pth', '--output_dir', tmp_path/'x', '--format', 'onnx', check=False)
-    assert p.returncode == 2 and 'binocular' in p.stderr
+    # ONNX: one graph with the rig as inputs, run in onnxruntime against PyTorch
+    run('mergedepth_infer', '--model_pth', tmp_path/'m2'/'stereo.pth', '--output_dir', tmp_path/'x', '--format', 'onnx')
+    import onnxruntime as ort
+    from mergedepth.geometry import read_kitti_calib
+    rig = read_kitti_calib(next((Path(synth)/'calib').iterdir())).stereo().resize((64, 192)).to(torch.float32)
+    x1, x2 = torch.rand(1, 3, 64, 192), torch.rand(1, 3, 64, 192)
+    net = load_model(tmp_path/'m2'/'stereo.pth').eval()
+    with torch.no_grad(): r1, r2 = net(x1, x2, rig)
+    sess = ort.InferenceSession(str(tmp_path/'x'/'stereo.onnx'), providers=['CPUExecutionProvider'])
+    g1, g2 = sess.run(['depth_left', 'depth_right'], dict(left=x1.numpy(), right=x2.numpy(), K1=rig.K1[None].numpy(), K2=rig.K2[None].numpy(),
+                                                          R=rig.R[None].numpy(), t=rig.t[None].numpy()))
+    assert np.abs(g1 / r1.numpy() - 1).max() < 1e-4 and np.abs(g2 / r2.numpy() - 1).max() < 1e-4
+    # a side-by-side video through the binocular model, with the rig of its date
+    import cv2
+    L = [np.asarray(Image.open(p)) for p in sorted((Path(synth)/'left_imgs').rglob('*.png'))][:4]
+    R = [np.asarray(Image.open(p)) for p in sorted((Path(synth)/'right_imgs').rglob('*.png'))][:4]
+    w = cv2.VideoWriter(str(tmp_path/'drive.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 10, (2 * L[0].shape[1], L[0].shape[0]))
+    for l, r in zip(L, R): w.write(np.ascontiguousarray(np.concatenate([l, r], 1)[..., ::-1]))
+    w.release()
+    no_rig = run('mergedepth_infer', '--model_pth', tmp_path/'m2'/'stereo.pth', '--video', tmp_path/'drive.mp4', '--output_dir', tmp_path/'v', check=False)
+    assert no_rig.returncode == 2 and 'rig' in no_rig.stderr, no_rig.stderr
+    p = run('mergedepth_infer', '--model_pth', tmp_path/'m2'/'stereo.pth', '--video', tmp_path/'drive.mp4', '--output_dir', tmp_path/'v',
+            '--calib_dir', next((Path(synth)/'calib').iterdir()), '--per_frame', 'True', '--format', 'png')
+    assert len(list((tmp_path/'v'/'left'/'drive').glob('*.png'))) == 4 and len(list((tmp_path/'v'/'right'/'drive').glob('*.png'))) == 4
 
 def test_fit_arch_stereo(kitti_sample, tmp_path):
     s = kitti_sample
