@@ -59,6 +59,7 @@ def main():
                     help='sweep: compare variants, then seeds of the best; evidence: the CLI defaults with seeds 0, 1, 2; '
                          'binocular: --arch mono against --arch stereo (phase 1 + 2, phase 2 alone) at the same steps')
     ap.add_argument('--seeds', type=int, default=3, help='binocular stage: seeds 0 .. N-1')
+    ap.add_argument('--only', default='', help='binocular stage: only the runs whose name contains this (e.g. phase1+phase2)')
     ap.add_argument('--scenes', default=None, help='DRIVES,FRAMES of the rendered data (default 8,96)')
     ap.add_argument('--steps', type=int, default=2000, help='steps of a phase-1 run and of phase 2 alone; phase 2 after phase 1: half')
     ap.add_argument('--run', help=argparse.SUPPRESS)
@@ -129,7 +130,7 @@ def main():
             for arch in ('mono', 'stereo'):
                 jobs[f'{arch}_phase2_alone_seed{s}'] = [P2(s, arch=arch)]
                 jobs[f'{arch}_phase1+phase2_seed{s}'] = [P1(s, arch=arch), P2(s, steps // 2, from_previous=True, arch=arch)]
-        run_all(jobs)
+        run_all({k: v for k, v in jobs.items() if a.only in k})
         info['seconds'] = round(time.time() - t0, 1); write()
         return print(f"wrote {out} ({info['seconds']} s)")
     if a.stage == 'evidence':                               # the CLI defaults, nothing chosen here
