@@ -209,15 +209,24 @@ def loader_targets(R, dev) -> dict:
     return dict(default_workers=w, loader_at_default_workers=rate, step_used=key, loader_vs_step=rate / (2 * R['batch'] / steps[key]))
 
 def data_section(R, a, cuda, hw):
-    "Loader images/s (synthetic 375x1242 PNGs; the real KITTI frame as prepared at full size and at the training size) and prepare frames/s."
+    """Loader images/s by workers: the training-size cache (what training reads by default) against decoding the PNGs
+    (synthetic 375x1242 frames; real KITTI frames prepared at full size and at the training size), colour augmentation
+    left to the step in both, and the loader as it was before the cache (colour in the loader); prepare frames/s."""
     tmp = Path(tempfile.mkdtemp())
     frames = 32 if (cuda or not a.quick) else 16
     make_synth(tmp/'synth', drives=1, frames=frames, hw=(375, 1242), workers=2, progress=False)
-    ds = KittiStereo(tmp/'synth', hw=hw, augment=True)
-    R['loader_images_per_s'] = {}
-    for w in (0, 1, 2) + ((8, 14) if cuda else ()):
-        R['loader_images_per_s'][w] = loader_rate(ds, w)
-        print(f"loader, {w} worker(s): {R['loader_images_per_s'][w]:.1f} images/s", flush=True)
+    ws = (0, 1, 2) + ((8, 14) if cuda else ())
+    t = time.perf_counter(); KittiStereo(tmp/'synth', hw=hw, cache=True, cache_workers=2, progress=False)
+    R['cache_build_frames_per_s'] = frames / (time.perf_counter() - t)
+    cases = dict(loader_images_per_s=dict(cache=True, defer_colour=True), loader_png_images_per_s=dict(defer_colour=True),
+                 loader_png_colour_in_loader_images_per_s={})
+    for key, kw in cases.items():
+        R[key] = {}
+        for w in ws:
+            R[key][w] = loader_rate(KittiStereo(tmp/'synth', hw=hw, augment=True, progress=False, **kw), w)
+            print(f"{key}, {w} worker(s): {R[key][w]:.1f} images/s", flush=True)
+    R['cache_vs_png'] = {w: R['loader_images_per_s'][w] / R['loader_png_images_per_s'][w] for w in ws}
+    print('cache / PNG by workers: ' + ', '.join(f"{w}: {v:.1f}x" for w, v in R['cache_vs_png'].items()))
     sample = Path(os.environ.get('MERGEDEPTH_KITTI_SAMPLE', Path(__file__).resolve().parents[2]/'shared'/'kitti_sample'))
     if (sample/'lidar_frame'/'velodyne.bin').is_file():
         raw = tmp/'raw'
@@ -228,10 +237,12 @@ def data_section(R, a, cuda, hw):
         R['prepare_small_frames_per_s'] = s['frames'] / s['seconds']
         print(f"mergedepth_prepare (2 workers): {R['prepare_frames_per_s']:.1f} frames/s; with --image_size {hw[0]}x{hw[1]}: {R['prepare_small_frames_per_s']:.1f}")
         R['loader_kitti_images_per_s'] = {}
-        for name, folder in (('full size', tmp/'prepared'), (f'stored at {hw[0]}x{hw[1]}', tmp/'prepared_small')):
+        for name, folder, kw in (('full size PNG', tmp/'prepared', {}), (f'{hw[0]}x{hw[1]} PNG', tmp/'prepared_small', {}),
+                                 ('cache', tmp/'prepared', dict(cache=True))):
             for w in (0, 1):
-                R['loader_kitti_images_per_s'][f'{name}, {w} worker(s)'] = r = loader_rate(KittiStereo(folder, hw=hw, augment=True), w)
-                print(f"loader, real KITTI frame {name}, {w} worker(s): {r:.1f} images/s", flush=True)
+                ds = KittiStereo(folder, hw=hw, augment=True, defer_colour=True, progress=False, **kw)
+                R['loader_kitti_images_per_s'][f'{name}, {w} worker(s)'] = r = loader_rate(ds, w)
+                print(f"loader, real KITTI frame, {name}, {w} worker(s): {r:.1f} images/s", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 def main():
@@ -249,6 +260,8 @@ def main():
     if a.data_only:
         out = Path(a.out) if a.out else Path(__file__).parent/'results'/f"{'cuda' if dev.type == 'cuda' else 'cpu'}.json"
         R = json.loads(out.read_text()); data_section(R, a, dev.type == 'cuda', tuple(R['hw']))
+        R['loader_note'] = (f"loader and prepare rows re-measured on {time.strftime('%Y-%m-%d')} (--data_only); the step, "
+                            "inference and memory rows are from the earlier full run")
         R['targets'].update(loader_targets(R, dev)); out.write_text(json.dumps(R, indent=1) + '\n'); print(json.dumps(R['targets'])); return
     cuda = dev.type == 'cuda'
     runs = 2 if a.quick else 3

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .model import DepthNet, save_depthnet, load_depthnet, load_weights
 from .binocular import MatchDepthNet, load_model, model_arch
 from .losses import stereo_losses, reconstruct, pyramid_level
-from .data import KittiStereo, collate_stereo, verify_frames, error_line, cli_errors, cli_fail
+from .data import KittiStereo, collate_stereo, colour_augment, verify_frames, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
@@ -316,6 +316,8 @@ def train(data_dir,                       # data folder in the training layout
           arch:str='mono',                   # 'mono': two networks, one image each; 'stereo': one binocular network (11_binocular) for both views
           n_hyp:int=48,                      # stereo: depth hypotheses of the cost volume
           min_depth:float=1.,                # stereo: nearest hypothesis, metres
+          cache:bool=True,                   # read frames from the training-size cache (built on first use, 03_data), not by decoding the image files
+          cache_dir:str|None=None,           # where the cache lives (default: <data_dir>/cache)
           signals:bool=False) -> dict:       # SIGINT/SIGTERM stop at the next step boundary with a checkpoint, exit 130 (the console scripts); False: only Ctrl-C, which then re-raises KeyboardInterrupt
     "Train the left and right networks (phase 1 or 2); see the notebook for every option."
     for name, v in (('batch_size', batch_size), ('epochs', epochs), ('max_steps', max_steps or 1)):
@@ -352,7 +354,8 @@ def train(data_dir,                       # data folder in the training layout
             for k in ('encoder', 'fullscale', 'height', 'width', 'phase'):
                 if ck['args'].get(k) != args[k]: print(f"note: resuming with {k}={ck['args'].get(k)} from the checkpoint (asked: {args[k]})")
             keep = {k: args[k] for k in ('resume', 'epochs', 'max_steps', 'workers', 'device', 'progress', 'checkpoint_every', 'print_every',
-                                         'cuda_graph', 'signals', 'overwrite', 'check_data', 'skip_unreadable', 'keep_epoch_models')}
+                                         'cuda_graph', 'signals', 'overwrite', 'check_data', 'skip_unreadable', 'keep_epoch_models',
+                                         'cache', 'cache_dir')}
             args = {**ck['args'], **keep}
         else: raise FileNotFoundError(f"--resume True but there is no {ck_path}: nothing to resume (leave --resume out to start a new run)")
     if args['workers'] is None: args['workers'] = workers
@@ -396,19 +399,24 @@ def train(data_dir,                       # data folder in the training layout
     tr_split = A.split if A.split else ('train' if (root/'splits'/'train.txt').is_file() and A.train_frac is None else None)
     need_gt = A.phase == 1 or A.lidar_in_phase2 > 0
     skip = getattr(A, 'skip_unreadable', False)
-    ds = KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt, train_frac=A.train_frac, seed=A.seed, skip_unreadable=skip)
+    cached = (getattr(A, 'cache_dir', None) or True) if getattr(A, 'cache', False) else None    # one process builds the cache, then the others read it
+    if cached and world > 1 and not main: dist.barrier()
+    frames_kw = dict(cache=cached, cache_workers=A.workers, progress=main and A.progress)
+    ds = KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt, train_frac=A.train_frac, seed=A.seed, skip_unreadable=skip,
+                     defer_colour=True, **frames_kw)          # colour augmentation happens on the batch, where training runs (colour_augment)
     if main: print(f"data: {root} in the {'KITTI training' if ds.layout == 'kitti' else 'generic (<sequence>/left, right, calib.json)'} layout, "
                    f"{len(ds)} training frames from {len({d for d, _ in ds.frames})} drive(s)/sequence(s)")
     vsplit = A.val_split if A.val_split else ('val' if A.train_frac is None and (root/'splits'/'val.txt').is_file() else None)
     vds = None
-    if A.train_frac is not None and A.train_frac < 1: vds = KittiStereo(root, None, hw, train_frac=A.train_frac, subset='val', seed=A.seed, skip_unreadable=skip)
+    if A.train_frac is not None and A.train_frac < 1: vds = KittiStereo(root, None, hw, train_frac=A.train_frac, subset='val', seed=A.seed, skip_unreadable=skip, **frames_kw)
     elif vsplit:
-        vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip, need_gt=need_gt)      # its images must be there
+        vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip, need_gt=need_gt, **frames_kw)      # its images must be there
         if not need_gt:
-            try: vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip)              # and its lidar, to validate against
+            try: vds = KittiStereo(root, vsplit, hw, skip_unreadable=skip, **frames_kw)              # and its lidar, to validate against
             except FileNotFoundError as e:                 # phase 2 on data without lidar: train, with nothing to validate against
                 vds = None
                 if main: print(f"note: validation off, the {vsplit} frames have no lidar ({str(e).splitlines()[-1].strip()} ...)")
+    if cached and world > 1 and main: dist.barrier()
     if getattr(A, 'check_data', False) and main:           # a pre-flight read of every frame, before any step
         probs = verify_frames(ds, A.workers, A.progress) + (verify_frames(vds, A.workers, A.progress) if vds is not None else [])
         if probs and not skip:
@@ -487,7 +495,7 @@ def train(data_dir,                       # data folder in the training layout
         n = min(getattr(A, 'bn_batches', 8), max(1, sampler.batches_per_epoch() // 4))   # at most a quarter of an epoch's work
         if not n: return
         smp = EpochSampler(len(ds), A.batch_size, A.seed + 99991, rank, world); smp.set_epoch(ep)
-        bs = list(itertools.islice(loader(ds, smp), n))
+        bs = [colour_augment(b) for b in itertools.islice(loader(ds, smp), n)]
         if stereo: return recalibrate_bn(raw[0], [(b.get('left_input', b['left']), b.get('right_input', b['right']), b['calib']) for b in bs], dtype)
         for net, side in zip(raw, sides): recalibrate_bn(net, [b.get(f'{side}_input', b[side]) for b in bs], dtype)
 
@@ -529,6 +537,7 @@ def train(data_dir,                       # data folder in the training layout
                 if world == 1 and stop['why']: raise _Stop(stop['why'])    # a signal during the wait for data
                 for m in nxt.get('skipped', ()): skipped[m] = skipped.get(m, 0) + 1
                 batch = {key: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v.to(dev) if hasattr(v, 'resize') else v) for key, v in nxt.items()}
+                batch = colour_augment(batch)                       # grayscale and noise on the training device
                 for key in ('left', 'right'): batch[key] = batch[key].contiguous(memory_format=mf)
                 cur['level'] = pyramid_level(step, total, levels) if levels else 0
                 if gstep:                                           # recorded step: updates only where the loss is finite
@@ -684,6 +693,8 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               overwrite:bool_arg=False,   # replace a run found in the output folders (default: refuse)
               check_data:bool_arg=False,  # read every frame once before training and list the unreadable ones
               skip_unreadable:bool_arg=False, # train past unreadable frames (counted and named at the end)
+              cache:bool_arg=True,        # read frames from a training-size cache, built on first use (--cache False: decode the image files every step)
+              cache_dir:str=None,         # where the cache lives (default: <data_dir>/cache; about 0.75 MB a frame at 192x640)
               arch:str='mono',            # mono: two networks, one image each (left.pth, right.pth); stereo: one binocular network (stereo.pth)
               n_hyp:int=48,               # stereo: depth hypotheses of the cost volume
               min_depth:float=1.,         # stereo: nearest hypothesis, metres
@@ -730,6 +741,8 @@ def keep_training_cli(data_dir:str=None, epochs:int=5, batch_size:int=8,
               overwrite:bool_arg=False,   # replace a run found in the output folders (default: refuse)
               check_data:bool_arg=False,  # read every frame once before training and list the unreadable ones
               skip_unreadable:bool_arg=False, # train past unreadable frames (counted and named at the end)
+              cache:bool_arg=True,        # read frames from a training-size cache, built on first use (--cache False: decode the image files every step)
+              cache_dir:str=None,         # where the cache lives (default: <data_dir>/cache; about 0.75 MB a frame at 192x640)
               arch:str='mono',            # mono: two networks (--l_model_pth, --r_model_pth); stereo: one binocular network (--l_model_pth stereo.pth)
               n_hyp:int=48,               # stereo from scratch: depth hypotheses of the cost volume
               min_depth:float=1.,         # stereo from scratch: nearest hypothesis, metres

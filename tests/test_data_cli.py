@@ -63,6 +63,22 @@ def test_prepare_at_training_size(tmp_path, kitti_sample):
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'x', '--image_size', '192by640', check=False)
     assert p.returncode != 0 and 'should look like 192x640' in p.stderr, p.stderr
 
+def test_prepare_with_cache(tmp_path, kitti_sample):
+    "--cache decodes every frame into the training-size cache; the dataset then uses it as it is and gives the PNG path's samples."
+    import torch
+    drv = raw_tree(tmp_path/'raw', kitti_sample, 2)
+    out = tmp_path/'out'
+    p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', out, '--cache', '64x192', '--workers', 1)
+    meta = out/'cache'/'64x192'/drv.name/'meta.json'
+    assert meta.is_file() and 'cache:' in p.stdout, p.stdout
+    t = meta.stat().st_mtime_ns
+    a, b = KittiStereo(out, hw=(64, 192), cache=True, progress=False)[1], KittiStereo(out, hw=(64, 192))[1]
+    assert meta.stat().st_mtime_ns == t                                   # used as it is, not built again
+    for k in ('left', 'right', 'left_gt', 'right_gt'): assert torch.equal(a[k], b[k]), k
+    assert (a['left_gt'] > 0).sum() > 1000
+    p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'x', '--cache', '64by192', check=False)
+    assert p.returncode != 0 and 'should look like 192x640' in p.stderr and not (tmp_path/'x').exists(), p.stderr
+
 def _devkit_projection(velo_bin:Path, date_dir:Path, cam:int) -> np.ndarray:
     "KITTI devkit-style sparse depth, written independently of the package: P_rect_0c @ R_rect_00 @ [R|T]_velo, points with"
     "velodyne x >= 0, pixel (round(u) - 1, round(v) - 1), camera-z depth, the nearest point wins where several land."
