@@ -245,6 +245,34 @@ def data_section(R, a, cuda, hw):
                 print(f"loader, real KITTI frame, {name}, {w} worker(s): {r:.1f} images/s", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
+def e2e_section(R, a, dev, hw, B):
+    """Phase-2 training end to end: `train()` with its defaults (the training-size cache, the default workers, colour
+    augmentation in the step, a CUDA graph on one GPU) on 375x1242 synthetic frames, in pairs per second (median over the
+    second half of the steps, after warm-up), against the step alone measured above; the projected time of one epoch
+    of the Eigen training split (22,600 pairs)."""
+    from mergedepth.train import train, default_workers
+    cuda = dev.type == 'cuda'
+    steps = 40 if cuda else 8
+    tmp = Path(tempfile.mkdtemp())
+    make_synth(tmp/'synth', drives=1, frames=B * steps + 8, hw=(375, 1242), workers=min(8, os.cpu_count() or 2), progress=False)
+    (tmp/'synth'/'splits').rename(tmp/'no_splits')                         # one epoch over every frame, no validation pass
+    train(tmp/'synth', phase=2, epochs=1, max_steps=steps, batch_size=B, encoder=a.encoder, pretrained=False, height=hw[0], width=hw[1],
+          image_output_dir=tmp/'img', model_output_dir=tmp/'mod', progress=False, tensorboard=False, print_every=0, bn_batches=0,
+          device=dev.type, keep_epoch_models=1)
+    rows = [json.loads(l) for l in (tmp/'img'/'metrics.jsonl').read_text().splitlines() if l.strip()]
+    secs = [r['sec'] for r in rows if r.get('kind') == 'step']
+    sec = statistics.median(secs[len(secs) // 2:])
+    key = 'phase2_bf16_cuda_graph_batch8' if cuda and 'phase2_bf16_cuda_graph_batch8' in R['step'] else 'phase2_bf16'
+    step_only = R['step'][key]['total']
+    R['end_to_end'] = dict(steps=steps, batch=B, workers=default_workers(dev), sec_per_step=sec, pairs_per_s=B / sec,
+                           step_only_key=key, step_only_pairs_per_s=B / step_only, vs_step_only=step_only / sec,
+                           eigen_epoch_s=22600 / (B / sec), all_step_secs=secs)
+    e = R['end_to_end']
+    print(f"end to end, phase 2 through train() ({e['workers']} worker(s), batch {B}): {e['pairs_per_s']:.2f} pairs/s against "
+          f"{e['step_only_pairs_per_s']:.2f} for the step alone ({e['vs_step_only']:.2f}x); an Eigen epoch (22,600 pairs): "
+          f"{e['eigen_epoch_s'] / 3600:.2f} h", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='fewer repetitions, smaller loader and preparation runs')
@@ -259,8 +287,8 @@ def main():
     if a.profile: return profile(a, dev)
     if a.data_only:
         out = Path(a.out) if a.out else Path(__file__).parent/'results'/f"{'cuda' if dev.type == 'cuda' else 'cpu'}.json"
-        R = json.loads(out.read_text()); data_section(R, a, dev.type == 'cuda', tuple(R['hw']))
-        R['loader_note'] = (f"loader and prepare rows re-measured on {time.strftime('%Y-%m-%d')} (--data_only); the step, "
+        R = json.loads(out.read_text()); data_section(R, a, dev.type == 'cuda', tuple(R['hw'])); e2e_section(R, a, dev, tuple(R['hw']), R['batch'])
+        R['loader_note'] = (f"loader, prepare and end-to-end rows measured on {time.strftime('%Y-%m-%d')} (--data_only); the step, "
                             "inference and memory rows are from the earlier full run")
         R['targets'].update(loader_targets(R, dev)); out.write_text(json.dumps(R, indent=1) + '\n'); print(json.dumps(R['targets'])); return
     cuda = dev.type == 'cuda'
@@ -392,8 +420,9 @@ def main():
                 R['infer'][f'{p}_b{bs}'] = dict(pairs_per_s=bs / t, median_rel_diff_vs_fp32=float(((low.float() - ref) / ref).abs().median()))
                 print(f"inference {p} batch {bs}: {bs / t:.2f} pairs/s, median |d - d_fp32| / d_fp32 = {R['infer'][f'{p}_b{bs}']['median_rel_diff_vs_fp32']:.1e}")
 
-    # 4. data: loader and preparation throughput
+    # 4. data: loader and preparation throughput; training end to end
     data_section(R, a, cuda, hw)
+    e2e_section(R, a, dev, hw, B)
     R['peak_rss_gb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     if cuda: R['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(dev) / 1e9
     print(f"peak RSS {R['peak_rss_gb']:.1f} GB" + (f", CUDA max allocated {R['cuda_max_allocated_gb']:.1f} GB" if cuda else ''))

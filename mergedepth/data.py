@@ -651,21 +651,20 @@ def _cache_sequence(args) -> str:
     tmp = folder.with_name(folder.name + '.tmp')
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     imgs = np.lib.format.open_memmap(tmp/'images.npy', 'w+', np.uint8, (n, 2, h, w, 3))
-    counts, sizes, errors = np.zeros((n, 2), np.int64), [], {}
+    counts, sizes, errors, gt_errors = np.zeros((n, 2), np.int64), [], {}, {}
     with open(tmp/'gt_index.bin', 'wb') as fi, open(tmp/'gt_depth.bin', 'wb') as fd:
         for i, (fr, f) in enumerate(zip(frames, files)):
-            try:
-                views = [read_rgb8(f[s], hw) for s in ('left', 'right')]
-                hw0 = tuple(read_image_size(f['left']))
-                gts = [read_lidar_map(f, s, hw).ravel() if f[s + '_gt'] is not None else np.zeros(0, np.float32) for s in ('left', 'right')]
-            except Exception as e: errors[fr] = error_line(e); sizes.append(None); continue
-            imgs[i] = np.stack(views); sizes.append(hw0)
-            for s, d in enumerate(gts):
+            try: imgs[i] = np.stack([read_rgb8(f[s], hw) for s in ('left', 'right')]); sizes.append(tuple(read_image_size(f['left'])))
+            except Exception as e: errors[fr] = error_line(e); sizes.append(None)
+            for s, side in enumerate(('left', 'right')):
+                d = np.zeros(0, np.float32)
+                try: d = read_lidar_map(f, side, hw).ravel() if f[side + '_gt'] is not None else d
+                except Exception as e: gt_errors[f'{fr} {side}'] = error_line(e)
                 nz = np.flatnonzero(d > 0); fi.write(nz.astype(np.int32).tobytes()); fd.write(d[nz].tobytes()); counts[i, s] = len(nz)
     imgs.flush(); del imgs
     _bin_to_npy(tmp/'gt_index.bin', np.int32); _bin_to_npy(tmp/'gt_depth.bin', np.float32)
     np.save(tmp/'gt_offsets.npy', np.concatenate([[0], np.cumsum(counts.ravel())]))
-    meta = dict(version=CACHE_VERSION, sequence=seq, hw=list(hw), frames=frames, sizes=sizes, signatures=sigs, errors=errors)
+    meta = dict(version=CACHE_VERSION, sequence=seq, hw=list(hw), frames=frames, sizes=sizes, signatures=sigs, errors=errors, gt_errors=gt_errors)
     (tmp/'meta.json').write_text(json.dumps(meta) + '\n')
     old = folder.with_name(folder.name + '.old')
     if folder.exists(): shutil.rmtree(old, ignore_errors=True); os.replace(folder, old)
@@ -684,9 +683,10 @@ class FrameCache:
         if seq not in self._arrays:
             self._arrays[seq] = {k: np.load(self.root/seq/f'{k}.npy', mmap_mode='r') for k in ('images', 'gt_index', 'gt_depth', 'gt_offsets')}
         return self._arrays[seq]
-    def _where(self, frame):
+    def _where(self, frame, side=None):
+        "(sequence, index) of `frame`; the error of its images, or with `side` of that view's lidar map, if it could not be read."
         seq, i = self.pos[tuple(frame)]
-        err = self.meta[seq]['errors'].get(frame[1])
+        err = self.meta[seq]['errors'].get(frame[1]) if side is None else self.meta[seq]['gt_errors'].get(f'{frame[1]} {side}')
         if err: raise RuntimeError(err)
         return seq, i
     def image(self, frame, side:str) -> tuple:
@@ -695,7 +695,7 @@ class FrameCache:
         return np.array(self._a(seq)['images'][i, ('left', 'right').index(side)]), tuple(self.meta[seq]['sizes'][i])
     def lidar(self, frame, side:str) -> np.ndarray:
         "Lidar map (h,w) float32 metres of view `side` of `frame`, zeros where no point."
-        seq, i = self._where(frame); a = self._a(seq)
+        seq, i = self._where(frame, side); a = self._a(seq)
         k = 2 * i + ('left', 'right').index(side); lo, hi = a['gt_offsets'][k], a['gt_offsets'][k + 1]
         d = np.zeros(self.hw[0] * self.hw[1], np.float32); d[a['gt_index'][lo:hi]] = a['gt_depth'][lo:hi]
         return d.reshape(self.hw)

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['FORMATS', 'pick_device', 'DepthPredictor', 'StereoPredictor', 'colorize_depth', 'write_ply', 'read_ply',
            'depth_to_points', 'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'stereo_inputs', 'find_calib',
-           'write_outputs', 'infer_folder', 'infer_stereo', 'infer_cli', 'infer_video', 'PairGraph', 'export_onnx']
+           'write_outputs', 'infer_folder', 'which_models', 'infer_stereo', 'infer_cli', 'infer_video', 'PairGraph',
+           'export_onnx']
 
 # %% ../nbs/05_infer.ipynb #1fd81cdb
 import sys, time
@@ -43,27 +44,26 @@ class DepthPredictor:
         if channels_last: self.model = self.model.to(memory_format=torch.channels_last)
         self.dtype = _DTYPES[precision]
 
+    def _inputs(self, *imgs) -> list:
+        "Images on the device at the network's size (antialiased), in its memory format."
+        xs = [x.to(self.device, non_blocking=True) for x in imgs]
+        xs = [F.interpolate(x, size=self.hw, mode='bilinear', align_corners=False, antialias=True) if tuple(x.shape[-2:]) != self.hw else x for x in xs]
+        return [x.contiguous(memory_format=torch.channels_last) for x in xs] if self.cl else xs
+
+    def _run(self, *args):
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None): return self.model(*args)
+
     @torch.no_grad()
     def __call__(self, img:torch.Tensor, out_hw=None) -> torch.Tensor:
-        out_hw = tuple(out_hw or img.shape[-2:])
-        x = img.to(self.device, non_blocking=True)
-        if tuple(x.shape[-2:]) != self.hw: x = F.interpolate(x, size=self.hw, mode='bilinear', align_corners=False, antialias=True)
-        if self.cl: x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            d = self.model(x)
-        return F.interpolate(d.float(), size=out_hw, mode='bilinear', align_corners=False)
+        d = self._run(*self._inputs(img))
+        return F.interpolate(d.float(), size=tuple(out_hw or img.shape[-2:]), mode='bilinear', align_corners=False)
 
 class StereoPredictor(DepthPredictor):
     "Run a binocular `MatchDepthNet` on pairs of any size: (B,3,H,W) twice and the rig -> depth of both views (B,1,H,W) metres at the input's size."
     @torch.no_grad()
     def __call__(self, img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib, out_hw=None):
-        out_hw = tuple(out_hw or img1.shape[-2:])
-        xs = [x.to(self.device, non_blocking=True) for x in (img1, img2)]
-        xs = [F.interpolate(x, size=self.hw, mode='bilinear', align_corners=False, antialias=True) if tuple(x.shape[-2:]) != self.hw else x for x in xs]
-        if self.cl: xs = [x.contiguous(memory_format=torch.channels_last) for x in xs]
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
-            d1, d2 = self.model(*xs, calib.resize(self.hw).to(self.device))
-        return tuple(F.interpolate(d.float(), size=out_hw, mode='bilinear', align_corners=False) for d in (d1, d2))
+        ds = self._run(*self._inputs(img1, img2), calib.resize(self.hw).to(self.device))
+        return tuple(F.interpolate(d.float(), size=tuple(out_hw or img1.shape[-2:]), mode='bilinear', align_corners=False) for d in ds)
 
 # %% ../nbs/05_infer.ipynb #8b0580c8
 FORMATS = ('png', 'npy', 'color', 'ply', 'confidence')
@@ -204,12 +204,18 @@ def infer_folder(model_pth, input_dir, output_dir, formats=('png',), device='aut
     bar.close()
     return dict(written=n, skipped=skipped)
 
+def which_models(model_pth=None, l_model_pth=None, r_model_pth=None) -> tuple:
+    "(model_pth, l_model_pth, r_model_pth, binocular): a binocular network's file, given as any of the three, serves both views as stereo; monocular files stay as given."
+    one = model_pth or l_model_pth or r_model_pth
+    if one and model_arch(one) == 'stereo': return None, one, one, True
+    return model_pth, l_model_pth, r_model_pth, False
+
 def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats=('png',), device='auto',
                  precision='fp32', batch_size:int=4, hw=None, workers:int=0, calib_dir=None, progress:bool=True,
                  sub:str='') -> dict:   # a subfolder of output_dir/left and output_dir/right (a generic layout's sequence)
     "Stereo: depth for both views of every pair, written to `output_dir/left[/sub]` and `output_dir/right[/sub]`."
     left_dir, right_dir, out = Path(left_dir), Path(right_dir), Path(output_dir)
-    binocular = model_arch(l_model_pth) == 'stereo'          # one network for both views (r_model_pth: the same file or None)
+    _, l_model_pth, r_model_pth, binocular = which_models(None, l_model_pth, r_model_pth)   # binocular: one network for both views
     if binocular: sp = StereoPredictor(load_model(l_model_pth), hw, device, precision)
     else: pl, pr = (DepthPredictor(load_depthnet(m), hw, device, precision) for m in (l_model_pth, r_model_pth))
     rels = list_images(left_dir)
@@ -290,8 +296,7 @@ def _infer_video(model_pth, l_model_pth, r_model_pth, video, right_video, output
     if not Path(video).exists(): cli_fail(f"--video: no such file or folder {video}")
     for flag, f in (('--right_video', right_video), ('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
-    one = model_pth or l_model_pth
-    if one and model_arch(one) == 'stereo': l_model_pth = r_model_pth = one; model_pth = None     # a binocular network: both views from one file
+    model_pth, l_model_pth, r_model_pth, _ = which_models(model_pth, l_model_pth, r_model_pth)
     if not model_pth and not (l_model_pth and r_model_pth): cli_fail("a video needs --l_model_pth and --r_model_pth (stereo) or --model_pth (one view)")
     formats = [f.strip() for f in format.split(',') if f.strip()] if per_frame else []
     if bad := [f for f in formats if f not in FORMATS]: cli_fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
@@ -317,9 +322,8 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
     hw = (height, width) if height and width else None
     for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
+    model_pth, l_model_pth, r_model_pth, binocular = which_models(model_pth, l_model_pth, r_model_pth)
     one = model_pth or l_model_pth or r_model_pth
-    binocular = bool(one) and model_arch(one) == 'stereo'
-    if binocular: l_model_pth = r_model_pth = one; model_pth = None       # a binocular network: one file serves both views, as stereo
     stereo = bool(l_model_pth or r_model_pth)
     depth = bool(formats) or not onnx                      # --format onnx alone: export only, no images needed
     if stereo:
@@ -328,8 +332,6 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
     else:
         if model_pth is None or (depth and input_dir is None): cli_fail("give --model_pth and --input_dir (one view), or --l_model_pth/--r_model_pth (stereo)")
         if 'confidence' in formats: cli_fail("--format confidence needs stereo models")
-    for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
-        if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
     for flag, d in (('--input_dir', input_dir), ('--left_dir', left_dir), ('--right_dir', right_dir)):
         if d is not None and not Path(d).is_dir(): cli_fail(f"{flag}: no such folder {d}")
     if calib_dir is not None:
@@ -385,9 +387,9 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     "Depth for every frame of a stereo (or one-view) video: `output_dir/<video>_depth.mp4` (left image | colour depth), per-frame outputs on request."
     import cv2
     stereo, out, stem = model_pth is None, Path(output_dir), Path(video).stem
-    if stereo and l_model_pth and not r_model_pth and model_arch(l_model_pth) == 'stereo': r_model_pth = l_model_pth   # one binocular file
+    if stereo: _, l_model_pth, r_model_pth, binocular = which_models(None, l_model_pth, r_model_pth)
+    else: binocular = False
     if stereo and not (l_model_pth and r_model_pth): raise ValueError("a stereo video needs l_model_pth and r_model_pth (or model_pth for one view)")
-    binocular = stereo and model_arch(l_model_pth) == 'stereo'
     if binocular: preds = [StereoPredictor(load_model(l_model_pth), hw, device, precision)]
     else: preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))]
     if Path(video).is_dir():                                   # a sequence folder of the generic layout: its frames in name order
