@@ -256,9 +256,11 @@ def e2e_section(R, a, dev, hw, B):
     tmp = Path(tempfile.mkdtemp())
     make_synth(tmp/'synth', drives=1, frames=B * steps + 8, hw=(375, 1242), workers=min(8, os.cpu_count() or 2), progress=False)
     (tmp/'synth'/'splits').rename(tmp/'no_splits')                         # one epoch over every frame, no validation pass
+    # pyramid 0, as when continuing from phase-1 networks: from scratch each new pyramid level's first step plans its kernels
+    # again, which a real run amortises over thousands of steps and an 8-step benchmark cannot
     train(tmp/'synth', phase=2, epochs=1, max_steps=steps, batch_size=B, encoder=a.encoder, pretrained=False, height=hw[0], width=hw[1],
           image_output_dir=tmp/'img', model_output_dir=tmp/'mod', progress=False, tensorboard=False, print_every=0, bn_batches=0,
-          device=dev.type, keep_epoch_models=1)
+          device=dev.type, keep_epoch_models=1, pyramid=0)
     rows = [json.loads(l) for l in (tmp/'img'/'metrics.jsonl').read_text().splitlines() if l.strip()]
     secs = [r['sec'] for r in rows if r.get('kind') == 'step']
     sec = statistics.median(secs[len(secs) // 2:])

@@ -377,7 +377,7 @@ def train(data_dir,                       # data folder in the training layout
     if ck:
         for n, k in zip(nets, sides): load_weights(n, ck[k], f"{ck_path} [{k}]")
     if A.sync_bn and world > 1: nets = [nn.SyncBatchNorm.convert_sync_batchnorm(n) for n in nets]
-    cl = A.channels_last if A.channels_last is not None else dev.type == 'cuda'
+    cl = A.channels_last if A.channels_last is not None else True    # faster or equal everywhere measured (07_performance)
     mf = torch.channels_last if cl else torch.contiguous_format
     nets = [n.to(dev, memory_format=mf).train() for n in nets]
     raw = nets
@@ -675,7 +675,7 @@ def train_cli(data_dir:str=None,          # data folder in the training layout
               seed:int=0,                 # random seed
               device:str='auto',          # auto, cpu, cuda
               precision:str='auto',       # fp32, bf16, fp16 or auto (bf16 on GPUs and on CPUs with native bf16)
-              channels_last:bool_arg=None,# channels-last memory format (default: on for GPUs, off on CPUs)
+              channels_last:bool_arg=None,# channels-last memory format (default: on; 1.3x faster steps on an Intel Xeon, 1.15x on an H200, equal on an AMD EPYC)
               sync_bn:bool_arg=False,     # SyncBatchNorm under torchrun (GPUs)
               print_every:int=100,        # sample images every N steps
               augmentation:bool_arg=True, # grayscale, noise and stereo flips
