@@ -43,3 +43,31 @@ def test_docs_build_without_quarto(tmp_path):
             if re.match(r'[a-z]+:|#|data:', t): continue
             if not (page.parent/t.split('#')[0]).exists(): broken.append((page.name, t))
     assert not broken, broken[:10]
+
+def test_repository_stays_small():
+    "Tracked files (not history) stay under 8 MB; nothing over 1 MB but notebooks, whose figures are stored as JPEG (run them with figure format jpeg)."
+    import json, subprocess
+    files = [ROOT/f for f in subprocess.run(['git', 'ls-files'], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()]
+    files = [f for f in files if f.is_file()]
+    total = sum(f.stat().st_size for f in files)
+    assert total <= 8e6, f"{total / 1e6:.1f} MB tracked: " + ', '.join(f'{f.name} {f.stat().st_size / 1e6:.1f} MB' for f in sorted(files, key=lambda f: -f.stat().st_size)[:5])
+    big = [f.name for f in files if f.stat().st_size > 1e6 and f.suffix != '.ipynb']
+    assert not big, big
+    for nb in (f for f in files if f.suffix == '.ipynb'):
+        for c in json.loads(nb.read_text())['cells']:
+            for o in c.get('outputs', []):
+                assert 'image/png' not in o.get('data', {}) or len(o['data']['image/png']) < 3e5, (nb.name, 'a large PNG figure: store it as JPEG')
+
+FLOORS = {'geometry': 0, 'model': 1, 'losses': 1, 'data': 1, 'binocular': 2, 'evaluate': 2, 'train': 3, 'infer': 3, 'fit': 4, 'quickstart': 5}
+
+def test_imports_point_down():
+    "Each module imports only modules on a lower floor (../shared/DESIGN.md, section 1); every module has a floor."
+    import ast
+    mods = {p.stem for p in (ROOT/'mergedepth').glob('*.py') if not p.stem.startswith('_')}
+    assert mods == set(FLOORS), mods ^ set(FLOORS)
+    for m in mods:
+        tree = ast.parse((ROOT/'mergedepth'/f'{m}.py').read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or '').startswith('mergedepth')):
+                dep = (node.module or '').split('.')[-1]
+                if dep in FLOORS: assert FLOORS[dep] < FLOORS[m], f"{m} (floor {FLOORS[m]}) imports {dep} (floor {FLOORS[dep]})"
