@@ -5,10 +5,14 @@
 # %% auto #0
 __all__ = ['masked_mean', 'supervised_loss', 'box3', 'ssim', 'photometric_error', 'reconstruct', 'row_weights',
            'reconstruction_loss', 'occlusion_mask', 'consistency_map', 'consistency_loss', 'smoothness_loss',
-           'multiscale_reconstruction_loss', 'multiscale_smoothness', 'pyramid_level', 'stereo_losses',
-           'plane_sweep_depth']
+           'multiscale_reconstruction_loss', 'multiscale_smoothness', 'pyramid_level', 'supervised_term',
+           'reconstruction_term', 'consistency_term', 'smoothness_term', 'weight_l1_term', 'Term', 'Objective',
+           'stereo_losses', 'plane_sweep_depth']
 
 # %% ../nbs/02_losses.ipynb #1ea35fb3
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 import torch
 import torch.nn.functional as F
 from .geometry import StereoCalib, inverse_warp, cross_view_depth, warp_coords
@@ -127,9 +131,10 @@ def consistency_map(depth1:torch.Tensor, depth2:torch.Tensor, calib:StereoCalib)
 
 def consistency_loss(depth1:torch.Tensor, # (B,1,H,W) depth of view 1, metres
                      depth2:torch.Tensor, # (B,1,H,W) depth of view 2, metres
-                     calib:StereoCalib):  # the rig, camera 1 = the view of depth1
+                     calib:StereoCalib,   # the rig, camera 1 = the view of depth1
+                     weight:torch.Tensor|None=None): # optional per-pixel weights broadcastable to (B,1,H,W) (e.g. `row_weights`)
     "Relative L1 between depth1 and depth2 seen from camera 1, over the pixels of view 1 that land in view 2."
-    return masked_mean(*consistency_map(depth1, depth2, calib))
+    return masked_mean(*consistency_map(depth1, depth2, calib), weight)
 
 # %% ../nbs/02_losses.ipynb #4e0b90b2
 def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
@@ -164,41 +169,84 @@ def pyramid_level(step:int, total:int, levels:int=3) -> int:
     return max(0, levels - int((levels + 1) * step / max(total, 1)))
 
 # %% ../nbs/02_losses.ipynb #835af8b1
+def _scales(d) -> list:
+    "A depth map or a list of scales (finest first) as a list."
+    return [*d] if isinstance(d, (list, tuple)) else [d]
+
+def supervised_term(dls, drs, batch, ctx, kind='log', drop_p=0., max_depth=120.,
+                    all_scales:bool=False):  # supervise every scale (each upsampled to the lidar's size), not only the finest
+    "$S_L$, $S_R$: `supervised_loss` of each view's depth against its lidar (`left_gt`, `right_gt`)."
+    sup = lambda ds, gt: (sum(supervised_loss(d, gt, kind, drop_p, max_depth) for d in ds) / len(ds) if all_scales
+                          else supervised_loss(ds[0], gt, kind, drop_p, max_depth))
+    return {'sup_L': sup(dls, batch['left_gt']), 'sup_R': sup(drs, batch['right_gt'])}
+
+def reconstruction_term(dls, drs, batch, ctx, row_weighting=False, occlusion=True) -> dict:
+    "$P_L$, $P_R$: each clean view rebuilt from the other through its depths, at pyramid level `ctx['level']`."
+    kw = dict(level=ctx.get('level', 0), row_weighting=row_weighting, occlusion=occlusion)
+    return {'rec_L': multiscale_reconstruction_loss(batch['left'], batch['right'], dls, batch['calib'], **kw),
+            'rec_R': multiscale_reconstruction_loss(batch['right'], batch['left'], drs, batch['calib'].swap(), **kw)}
+
+def consistency_term(dls, drs, batch, ctx, row_weighting=False) -> dict:
+    "$C_L$, $C_R$: the finest depth of each view against the other's, where its pixels land there."
+    dl, dr, calib = dls[0], drs[0], batch['calib']
+    w = row_weights(dl.shape[-2], dl.device) if row_weighting else None
+    return {'con_L': consistency_loss(dl, dr, calib, w), 'con_R': consistency_loss(dr, dl, calib.swap(), w)}
+
+def smoothness_term(dls, drs, batch, ctx) -> dict:
+    "$M_L + M_R$: multi-scale edge-aware smoothness of both views."
+    return {'smooth': multiscale_smoothness(dls, batch['left']) + multiscale_smoothness(drs, batch['right'])}
+
+def weight_l1_term(dls, drs, batch, ctx) -> dict:
+    "$\\lVert\\theta\\rVert_1$: the L1 norm of the weights of the networks in `ctx['nets']`."
+    return {'reg': sum(p.abs().sum() for n in ctx['nets'] for p in n.parameters())}
+
+@dataclass
+class Term:
+    "One term of the objective: `fn(dls, drs, batch, ctx) -> {name: scalar}` (the term is the sum of its parts) and its weight."
+    fn: Callable
+    weight: float
+    mean: bool = True    # True: one of the weighted mean's terms; False: added to it as weight x term
+
+class Objective:
+    "The training loss from named weighted terms: `objective(dl, dr, batch, **ctx) -> (loss, parts)`; weight-0 terms are left out."
+    def __init__(self, terms:dict):   # {name: Term}, in the order they are computed and added
+        self.terms = {k: t for k, t in terms.items() if t.weight > 0}
+        if not any(t.mean for t in self.terms.values()):
+            raise ValueError(f"no loss term: the weights are {', '.join(f'{k}={t.weight}' for k, t in terms.items())}")
+
+    def __call__(self, dl, dr,        # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
+                 batch:dict,          # left, right (clean views), calib, and what the terms read (left_gt, right_gt)
+                 **ctx):              # what terms may need besides: level (photometric pyramid level), nets (the networks)
+        dls, drs = _scales(dl), _scales(dr)
+        parts, mean, added = {}, [], []
+        for t in self.terms.values():
+            got = t.fn(dls, drs, batch, ctx)
+            parts.update(got)
+            (mean if t.mean else added).append((t.weight, sum(got.values())))
+        loss = sum(w * v for w, v in mean) / (2 * sum(w for w, _ in mean))   # each term is a sum over the two views
+        for w, v in added: loss = loss + w * v
+        return loss, {k: v.detach() for k, v in parts.items()}
+
+    @classmethod
+    def recipe(cls, phase:int,        # 1: supervised + consistency; 2: reconstruction + consistency
+               alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., smooth=1e-3, reg=0.,
+               kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True):
+        "The objective of a training phase (the formula above) from its weights and options."
+        return cls(dict(
+            sup=Term(partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales),
+                     alpha if phase == 1 else lidar_in_phase2),
+            rec=Term(partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion), beta if phase == 2 else 0.),
+            con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
+            smooth=Term(smoothness_term, smooth, mean=False),
+            reg=Term(weight_l1_term, reg, mean=False)))
+
 def stereo_losses(dl, dr,             # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
                   batch:dict,         # left, right (clean views), left_gt, right_gt, calib; optional left_input, right_input
                   phase:int,          # 1: supervised + consistency; 2: reconstruction + consistency
-                  alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., kind='log', drop_p=0., max_depth=120.,
-                  c_mask=False, r_mask=False, smooth=1e-3,
                   level:int=0,        # image pyramid level of the photometric terms
-                  sup_all_scales:bool=False, # supervise every scale (each upsampled to the lidar's size), not only the finest
-                  occlusion:bool=True):  # leave occluded pixels out of the photometric terms
-    "Weighted training loss of one batch and its parts (a dict of detached scalars)."
-    dls, drs = ([*d] if isinstance(d, (list, tuple)) else [d] for d in (dl, dr))
-    dl, dr = dls[0], drs[0]
-    calib = batch['calib']
-    parts, terms = {}, []
-    sup_w = alpha if phase == 1 else lidar_in_phase2
-    if sup_w > 0:
-        sup = lambda ds, gt: (sum(supervised_loss(d, gt, kind, drop_p, max_depth) for d in ds) / len(ds) if sup_all_scales
-                              else supervised_loss(ds[0], gt, kind, drop_p, max_depth))
-        parts['sup_L'], parts['sup_R'] = sup(dls, batch['left_gt']), sup(drs, batch['right_gt'])
-        terms.append((sup_w, parts['sup_L'] + parts['sup_R']))
-    if phase == 2 and beta > 0:
-        kw = dict(level=level, row_weighting=r_mask, occlusion=occlusion)
-        parts['rec_L'] = multiscale_reconstruction_loss(batch['left'], batch['right'], dls, calib, **kw)
-        parts['rec_R'] = multiscale_reconstruction_loss(batch['right'], batch['left'], drs, calib.swap(), **kw)
-        terms.append((beta, parts['rec_L'] + parts['rec_R']))
-    if gamma > 0:
-        w = row_weights(dl.shape[-2], dl.device) if c_mask else None
-        parts['con_L'] = masked_mean(*consistency_map(dl, dr, calib), w)
-        parts['con_R'] = masked_mean(*consistency_map(dr, dl, calib.swap()), w)
-        terms.append((gamma, parts['con_L'] + parts['con_R']))
-    if not terms: raise ValueError(f"phase {phase} with these weights has no loss term (alpha={alpha}, beta={beta}, gamma={gamma}, lidar_in_phase2={lidar_in_phase2})")
-    loss = sum(w * t for w, t in terms) / (2 * sum(w for w, _ in terms))
-    if smooth > 0:
-        parts['smooth'] = multiscale_smoothness(dls, batch['left']) + multiscale_smoothness(drs, batch['right'])
-        loss = loss + smooth * parts['smooth']
-    return loss, {k: v.detach() for k, v in parts.items()}
+                  **weights):         # `Objective.recipe`'s weights and options (alpha, beta, gamma, smooth, kind, ...)
+    "Weighted training loss of one batch and its parts (a dict of detached scalars): `Objective.recipe(phase, **weights)` applied once."
+    return Objective.recipe(phase, **weights)(dl, dr, batch, level=level)
 
 # %% ../nbs/02_losses.ipynb #5919f6cf
 def plane_sweep_depth(img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib, n:int=96, dmin:float=3., dmax:float=80., win:int=9):
