@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
-from .data import read_depth, read_split, lidar_rounding, cli_errors, cli_fail
+from .io import read_depth, read_split, lidar_rounding, cli_errors, cli_fail
 from .geometry import depth_to_disparity
 
 # %% ../nbs/06_evaluate.ipynb #d259b56d

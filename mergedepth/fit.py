@@ -18,7 +18,7 @@ from .geometry import StereoCalib, read_stereo_calib, CalibError
 from .model import DepthNet
 from .binocular import MatchDepthNet
 from .losses import stereo_losses, supervised_loss, multiscale_smoothness, pyramid_level
-from .data import read_rgb8, cli_errors, cli_fail
+from .io import read_rgb8, cli_errors, cli_fail
 from .infer import FORMATS, lr_confidence, pick_device, write_outputs
 
 # %% ../nbs/09_fit.ipynb #69f85a81

@@ -21,7 +21,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, load_depthnet
 from .binocular import MatchDepthNet, load_model, model_arch
-from .data import IMG_EXTS, read_image, read_rgb8, write_depth, _DRIVE_RE, drive_date, cli_errors, cli_fail
+from .io import IMG_EXTS, read_image, read_rgb8, write_depth, DRIVE_RE, drive_date, atomic_write, cli_errors, cli_fail
 from .geometry import StereoCalib, read_kitti_calib, read_stereo_calib, backproject, cross_view_depth
 
 # %% ../nbs/05_infer.ipynb #6b2f2c71
@@ -83,9 +83,7 @@ def write_ply(path, points:np.ndarray, colors:np.ndarray):
     rec['r'], rec['g'], rec['b'] = colors[:, 0], colors[:, 1], colors[:, 2]
     header = (f"ply\nformat binary_little_endian 1.0\nelement vertex {len(points)}\nproperty float x\nproperty float y\n"
               f"property float z\nproperty uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'wb') as f: f.write(header.encode()); f.write(rec.tobytes())
-    tmp.replace(path)
+    with atomic_write(path) as tmp, open(tmp, 'wb') as f: f.write(header.encode()); f.write(rec.tobytes())
 
 def read_ply(path):
     "Points (N,3) and colours (N,3) of a PLY written by `write_ply`."
@@ -136,7 +134,7 @@ def find_calib(left_dir:Path, rel:Path, calib_dir=None) -> StereoCalib|None:
     if calib_dir: return _rig(str(calib_dir))
     for p in (Path(left_dir)/rel).parents:
         if (p/'calib.json').is_file(): return _rig(str(p/'calib.json'))
-        if _DRIVE_RE.match(p.name):
+        if DRIVE_RE.match(p.name):
             for c in (p.parent, p.parent.parent/'calib'/drive_date(p.name)):
                 if (c/'calib_cam_to_cam.txt').is_file(): return _rig(str(c))
             return None

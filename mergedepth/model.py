@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from .io import atomic_write
 
 # %% ../nbs/01_model.ipynb #a42ed2ed
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -216,15 +217,13 @@ def save_depthnet(model:DepthNet, path, hw=None,
                   dtype=None,         # store floating-point weights as this dtype (torch.float16: half the file); loading gives fp32
                   **extra):
     "Save `model` to `path` with its configuration and training image size `hw`, atomically (temporary file, then rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     m = getattr(model, 'module', model)
     m = getattr(m, '_orig_mod', m)
     sd = m.state_dict()
     if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(dict(arch=type(m).__name__, config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
-                    weights_dtype=str(dtype or torch.float32).removeprefix('torch.'), **extra), tmp)
-    tmp.replace(path)
+    with atomic_write(path) as tmp:
+        torch.save(dict(arch=type(m).__name__, config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
+                        weights_dtype=str(dtype or torch.float32).removeprefix('torch.'), **extra), tmp)
 
 def _describe_state(sd:dict) -> str:
     "Guess encoder, scale and head from a DepthNet state dict's shapes."

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.script import call_parse, bool_arg
-from .data import make_synth, read_split, read_depth, read_image, KittiStereo
+from .data import make_synth, KittiStereo
+from .io import read_split, read_depth, read_image
 from .train import train
 from .infer import infer_stereo
 from .evaluate import evaluate_folders, compute_depth_metrics, format_table, METRICS, best_constant, row_prior, baseline_abs_rel
@@ -121,7 +122,7 @@ def quickstart_cli(output_dir:str='quickstart', # folder for everything (created
                    seed:int=0,                  # random seed
                    debug:bool_arg=False):       # show the traceback of an error
     "The whole mergedepth loop on synthetic stereo scenes, sized for a laptop CPU; prints where the report is."
-    from mergedepth.data import cli_errors, cli_fail
+    from mergedepth.io import cli_errors, cli_fail
     with cli_errors('mergedepth_quickstart', debug):
         if height < 32 or width < 32 or height % 32 or width % 32: cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
         for name, v in (('--drives', drives), ('--frames', frames), ('--epochs1', epochs1), ('--epochs2', epochs2), ('--batch_size', batch_size)):

@@ -26,7 +26,8 @@ from .geometry import StereoCalib
 from .model import DepthNet, save_depthnet, load_depthnet, load_weights
 from .binocular import MatchDepthNet, load_model, model_arch
 from .losses import Objective, stereo_losses, reconstruct, pyramid_level
-from .data import KittiStereo, collate_stereo, colour_augment, verify_frames, error_line, cli_errors, cli_fail
+from .data import KittiStereo, collate_stereo, colour_augment, verify_frames
+from .io import atomic_write, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
@@ -163,9 +164,7 @@ class GraphedStep:
 # %% ../nbs/04_train.ipynb #09e431c3
 def atomic_save(obj, path):
     "torch.save to a temporary file beside `path`, then rename."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    torch.save(obj, tmp); os.replace(tmp, path)
+    with atomic_write(path) as tmp: torch.save(obj, tmp)
 
 def rng_state() -> dict:
     return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
