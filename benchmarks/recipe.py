@@ -66,7 +66,7 @@ def main():
     a = ap.parse_args()
     if a.run: return one_run(json.loads(Path(a.run).read_text()))
     import torch
-    from mergedepth.data import make_synth
+    from mergedepth.synth import make_synth
     t0 = time.time()
     work = Path(tempfile.mkdtemp(prefix='recipe_'))
     drives, frames, steps = (1, 12, 4) if a.quick else (*(map(int, a.scenes.split(',')) if a.scenes else (8, 96)), a.steps)

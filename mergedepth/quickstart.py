@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastcore.script import call_parse, bool_arg
-from .data import make_synth, KittiStereo
+from .data import KittiStereo
+from .synth import make_synth
 from .io import read_split, read_depth, read_image
 from .train import train
 from .infer import infer_stereo

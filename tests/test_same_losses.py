@@ -8,7 +8,7 @@ import pytest
 REF = Path(__file__).parent/'data'/'losses_a944c55.json'
 
 def run_three(tmp):
-    from mergedepth.data import make_synth
+    from mergedepth.synth import make_synth
     from mergedepth.train import train
     make_synth(tmp/'data', drives=1, frames=6, hw=(64, 192), seed=0, progress=False)
     kw = dict(epochs=1, max_steps=3, batch_size=2, encoder='resnet18', pretrained=False, height=64, width=192, workers=0,
