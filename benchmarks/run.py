@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mergedepth.model import DepthNet, seed_design
 from mergedepth.train import stereo_losses, GraphedStep, forward_pair
 from mergedepth.geometry import StereoCalib
-from mergedepth.data import KittiStereo, collate_stereo, prepare_kitti, sample_raw_tree
+from mergedepth.data import KittiStereo, collate_stereo, prepare_kitti
+from mergedepth.testing import sample_raw_tree
 from mergedepth.synth import make_synth
 
 # the seed prototype's figures on this kind of machine (2 cores, AVX-512 with bf16), as recorded in the project's

@@ -7,7 +7,7 @@ __all__ = ['CACHE_VERSION', 'resize_sparse_depth', 'data_layout', 'view_dir', 'l
            'cached_kitti_calib', 'KittiStereo', 'prepared_image_size', 'read_image_size', 'read_lidar_map',
            'colour_inputs', 'colour_augment', 'collate_stereo', 'verify_frames', 'run_jobs', 'to_generic_layout',
            'FrameCache', 'frame_cache', 'parse_size', 'prepare_kitti', 'prepare_cli', 'read_opencv_rig',
-           'rectify_pairs', 'rectify_cli', 'sample_raw_tree']
+           'rectify_pairs', 'rectify_cli']
 
 # %% ../nbs/03_data.ipynb #35d09f00
 import os, re, sys, json, shutil, time, random, tempfile
@@ -583,17 +583,3 @@ def rectify_cli(left_dir:str=None,      # unrectified left images
         if not 0 <= alpha <= 1: cli_fail(f"--alpha should be between 0 and 1, got {alpha}")
         res = rectify_pairs(left_dir, right_dir, calib, output_dir, sequence, alpha)
         print(f"rectified {res['pairs']} pair(s) into {res['sequence']} (rig: {res['sequence']}/calib.json)")
-
-# %% ../nbs/03_data.ipynb #feae3c3a
-def sample_raw_tree(root, n:int=2, sample=None) -> Path:
-    "A KITTI raw tree under `root` with `n` copies of the real sample frame (date 2011_09_26, drive 0001); returns the drive folder."
-    from mergedepth.geometry import kitti_sample_dir
-    sample = Path(sample) if sample else kitti_sample_dir()
-    if sample is None: raise FileNotFoundError("the KITTI sample frames were not found (set MERGEDEPTH_KITTI_SAMPLE)")
-    root = Path(root); drv = root/'2011_09_26'/'2011_09_26_drive_0001_sync'
-    for sub in ('image_02/data', 'image_03/data', 'velodyne_points/data'): (drv/sub).mkdir(parents=True, exist_ok=True)
-    for f in ('calib_cam_to_cam.txt', 'calib_velo_to_cam.txt'): shutil.copy(sample/'2011_09_26'/f, root/'2011_09_26'/f)
-    for i in range(n):
-        for cam in ('image_02', 'image_03'): shutil.copy(sample/'lidar_frame'/'image_02.png', drv/cam/'data'/f'{i:010d}.png')
-        shutil.copy(sample/'lidar_frame'/'velodyne.bin', drv/'velodyne_points'/'data'/f'{i:010d}.bin')
-    return drv

@@ -25,7 +25,7 @@ from fastcore.basics import patch
 from .geometry import StereoCalib
 from .model import DepthNet, save_depthnet, load_depthnet, load_weights
 from .binocular import MatchDepthNet, load_model, model_arch
-from .losses import Objective, stereo_losses, reconstruct, pyramid_level
+from .losses import Objective, Term, stereo_losses, reconstruct, pyramid_level
 from .data import KittiStereo, collate_stereo, colour_augment, verify_frames
 from .io import atomic_write, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
@@ -467,8 +467,10 @@ class Trainer:
     def __init__(self, cfg:TrainConfig,   # the run's parameters (resolved here)
                  signals:bool=False,      # as `train`'s
                  dataset=None,            # training samples instead of `data_dir`'s (the sample contract: see `train`)
-                 val_dataset=None):       # validation samples (with lidar) for `dataset`
+                 val_dataset=None,        # validation samples (with lidar) for `dataset`
+                 objective=None):         # an `Objective` instead of the configuration's recipe
         self.cfg, self.signals, self.dataset, self.val_dataset = cfg.resolve(), signals, dataset, val_dataset
+        self.custom_objective = objective
         check_config(self.cfg, dataset is not None)
         self.n, self.epoch0, self.in_epoch, self.bad, self.bad_total = 0, 0, 0, 0, 0   # optimizer steps done, where to start
         self.ck, self.tb, self.log_file, self.skipped, self.level = None, None, None, {}, 0
@@ -540,7 +542,7 @@ def _build_nets(self:Trainer):
     if A.cuda_graph and not can_graph:
         raise ValueError(f"cuda_graph=True needs one CUDA process in bf16 or fp32 (here: device {self.dev.type}, "
                          f"{self.world} process(es), precision {self.prec})")
-    self.objective = Objective.recipe(A.phase, alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2,
+    self.objective = self.custom_objective or Objective.recipe(A.phase, alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2,
                                       smooth=A.smooth, reg=A.reg, kind=A.supervised_kind, drop_p=A.drop_p, max_depth=A.max_depth,
                                       c_mask=A.c_mask, r_mask=A.r_mask, sup_all_scales=A.sup_all_scales)
     self.levels = A.pyramid if A.phase == 2 else 0
@@ -858,10 +860,11 @@ def train(data_dir=None,                   # data folder in the training layout 
           signals:bool=False,              # SIGINT/SIGTERM stop at the next step boundary with a checkpoint, exit 130 (the console scripts); False: only Ctrl-C, which then re-raises KeyboardInterrupt
           dataset=None,                    # train on these samples instead of `data_dir`'s (the sample contract above)
           val_dataset=None,                # and validate on these (with lidar)
+          objective=None,                  # an `Objective` (02_losses) instead of the recipe's (e.g. with a term of your own)
           **overrides) -> dict:            # any `TrainConfig` field, e.g. `epochs=3, encoder='resnet18'`; they replace `config`'s
     "Train the left and right networks (phase 1 or 2) as `config` says; returns the run's summary and its networks."
     cfg = (config or TrainConfig()).replace(**overrides, **({'data_dir': data_dir} if data_dir is not None else {}))
-    return Trainer(cfg, signals, dataset, val_dataset).fit()
+    return Trainer(cfg, signals, dataset, val_dataset, objective).fit()
 
 # %% ../nbs/04_train.ipynb #09c88f15
 def _run_cli(phase:int, preset:TrainConfig, prog:str, doc:str, argv=None):

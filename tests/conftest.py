@@ -23,7 +23,7 @@ def synth(tmp_path_factory):
 @pytest.fixture(scope='session')
 def kitti_sample():
     "The real KITTI sample frames; skipped (with the reason) only outside CI when they are absent."
-    from mergedepth.geometry import kitti_sample_dir
+    from mergedepth.testing import kitti_sample_dir
     d = kitti_sample_dir()
     if d is None: pytest.skip("KITTI sample data not found (set MERGEDEPTH_KITTI_SAMPLE)")
     return d

@@ -65,7 +65,7 @@ def test_infer_exports_onnx(model, tmp_path):
 def test_prepare_a_jpeg_drive(tmp_path, kitti_sample):
     "A raw drive stored as JPEG (the seed's format) is prepared (copied as JPEG), not skipped without a word."
     from PIL import Image
-    from mergedepth.data import sample_raw_tree
+    from mergedepth.testing import sample_raw_tree
     drv = sample_raw_tree(tmp_path/'raw', 2, kitti_sample)
     for f in drv.glob('image_0[23]/data/*.png'): Image.open(f).convert('RGB').save(f.with_suffix('.jpg'), quality=95); f.unlink()
     p = run('mergedepth_prepare', '--raw_dir', tmp_path/'raw', '--output_dir', tmp_path/'out')

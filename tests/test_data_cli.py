@@ -3,7 +3,8 @@ import json, shutil, signal, subprocess, time, os
 from pathlib import Path
 import numpy as np
 from conftest import run
-from mergedepth.data import read_depth, list_frames, KittiStereo, sample_raw_tree
+from mergedepth.data import read_depth, list_frames, KittiStereo
+from mergedepth.testing import sample_raw_tree
 from mergedepth.geometry import read_kitti_calib, read_velodyne, velodyne_to_depth
 
 def test_synth_layout(synth):

@@ -58,7 +58,7 @@ def test_repository_stays_small():
             for o in c.get('outputs', []):
                 assert 'image/png' not in o.get('data', {}) or len(o['data']['image/png']) < 3e5, (nb.name, 'a large PNG figure: store it as JPEG')
 
-FLOORS = {'io': 0, 'geometry': 0, 'model': 1, 'losses': 1, 'data': 1, 'evaluate': 1, 'binocular': 2, 'synth': 2, 'train': 3, 'infer': 3, 'fit': 4,
+FLOORS = {'io': 0, 'geometry': 0, 'model': 1, 'losses': 1, 'data': 1, 'evaluate': 1, 'binocular': 2, 'synth': 2, 'testing': 1, 'train': 3, 'infer': 3, 'fit': 4,
           'quickstart': 5}
 
 def test_imports_point_down():
