@@ -375,6 +375,36 @@ def _open_video(path):
             yield np.ascontiguousarray(f[..., ::-1])
     return frames(), cap.get(cv2.CAP_PROP_FPS) or 10., int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 
+def _video_source(video, right_video, stereo:bool, calib):
+    "Frames (an iterator of (H,W,3) uint8) of a video file or of a generic-layout sequence folder, the right view's, fps, count, and the rig file."
+    if not Path(video).is_dir():
+        frames, fps, n = _open_video(video)
+        return frames, (_open_video(right_video)[0] if right_video else None), fps, n, calib
+    seq = Path(video)                                           # a sequence folder of the generic layout: its frames in name order
+    if not (seq/'left').is_dir() or (stereo and not (seq/'right').is_dir()):
+        raise ValueError(f"{video} is a folder but not a sequence of the generic layout (left/ and right/)")
+    names = list_images(seq/'left')                            # relative paths, sorted
+    if stereo and (gone := [str(n) for n in names if not (seq/'right'/n).is_file()]): raise FileNotFoundError(f"{seq/'right'/gone[0]} is missing")
+    rframes = (read_rgb8(seq/'right'/f) for f in names) if stereo else None
+    calib = calib if calib is not None or not (seq/'calib.json').is_file() else seq/'calib.json'
+    return (read_rgb8(seq/'left'/f) for f in names), rframes, 10., len(names), calib
+
+def _frame_pairs(frames, rframes, stereo:bool, video, right_video):
+    "(left, right) per frame: the halves of a side-by-side frame, a frame of each video, or (frame, None) for one view; errors name the videos."
+    i = 0
+    for f in frames:
+        if stereo and rframes is None:
+            if f.shape[1] % 2: raise ValueError(f"{video} is {f.shape[1]} pixels wide: a side-by-side stereo video has an even width")
+            yield f[:, :f.shape[1] // 2], f[:, f.shape[1] // 2:]
+        elif stereo:
+            r = next(rframes, None)
+            if r is None: raise ValueError(f"{right_video} ends at frame {i}, before {video}")
+            if r.shape != f.shape: raise ValueError(f"{right_video} is {r.shape[1]}x{r.shape[0]}, {video} {f.shape[1]}x{f.shape[0]}")
+            yield f, r
+        else: yield f, None
+        i += 1
+    if rframes is not None and next(rframes, None) is not None: raise ValueError(f"{right_video} has more frames than {video}")
+
 def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
                 model_pth=None,          # one view: the whole frame, this model
                 right_video=None,        # the right view as its own video (default: `video` is side by side)
@@ -390,18 +420,7 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     if stereo and not (l_model_pth and r_model_pth): raise ValueError("a stereo video needs l_model_pth and r_model_pth (or model_pth for one view)")
     if binocular: preds = [StereoPredictor(load_model(l_model_pth), hw, device, precision)]
     else: preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))]
-    if Path(video).is_dir():                                   # a sequence folder of the generic layout: its frames in name order
-        seq = Path(video)
-        if not (seq/'left').is_dir() or (stereo and not (seq/'right').is_dir()):
-            raise ValueError(f"{video} is a folder but not a sequence of the generic layout (left/ and right/)")
-        names = list_images(seq/'left')                        # relative paths, sorted
-        if stereo and (gone := [str(n) for n in names if not (seq/'right'/n).is_file()]): raise FileNotFoundError(f"{seq/'right'/gone[0]} is missing")
-        frames, fps, n = (read_rgb8(seq/'left'/f) for f in names), 10., len(names)
-        rframes = (read_rgb8(seq/'right'/f) for f in names) if stereo else None
-        calib = calib if calib is not None or not (seq/'calib.json').is_file() else seq/'calib.json'
-    else:
-        frames, fps, n = _open_video(video)
-        rframes = _open_video(right_video)[0] if right_video else None
+    frames, rframes, fps, n, calib = _video_source(video, right_video, stereo, calib)
     rig = (read_stereo_calib(calib) if calib is not None and not isinstance(calib, StereoCalib) else calib)
     if ({'ply', 'confidence'} & set(formats)) and rig is None: raise ValueError(f"formats ply and confidence need the rig (calib) of {video}")
     if binocular and rig is None: raise ValueError(f"a binocular model needs the rig (calib) of {video}")
@@ -433,20 +452,10 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
         bar.update(len(buf))
     buf = []
     try:
-        for f in frames:
-            if stereo and rframes is None:
-                if f.shape[1] % 2: raise ValueError(f"{video} is {f.shape[1]} pixels wide: a side-by-side stereo video has an even width")
-                l, r = f[:, :f.shape[1] // 2], f[:, f.shape[1] // 2:]
-            elif stereo:
-                r = next(rframes, None)
-                if r is None: raise ValueError(f"{right_video} ends at frame {i + len(buf)}, before {video}")
-                if r.shape != f.shape: raise ValueError(f"{right_video} is {r.shape[1]}x{r.shape[0]}, {video} {f.shape[1]}x{f.shape[0]}")
-                l = f
-            else: l, r = f, None
+        for l, r in _frame_pairs(frames, rframes, stereo, video, right_video):
             buf.append((l, r))
             if len(buf) == batch_size: flush(buf); buf = []
         if buf: flush(buf)
-        if rframes is not None and next(rframes, None) is not None: raise ValueError(f"{right_video} has more frames than {video}")
     except BaseException:
         if writer is not None: writer.release(); writer = None
         part.unlink(missing_ok=True); raise

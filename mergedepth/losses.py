@@ -15,7 +15,7 @@ from functools import partial
 from typing import Callable
 import torch
 import torch.nn.functional as F
-from .geometry import StereoCalib, inverse_warp, cross_view_depth, warp_coords
+from .geometry import StereoCalib, inverse_warp, cross_view_depth, warp_coords, check_shapes
 
 # %% ../nbs/02_losses.ipynb #8d5a0a4b
 def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None) -> torch.Tensor:
@@ -33,6 +33,7 @@ def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
                    ) -> torch.Tensor:
     "Loss between predicted depth and sparse lidar depth where lidar exists; 0 for a batch without any point."
     if kind not in ('l2', 'l1', 'berhu', 'log'): raise ValueError(f"kind should be 'l2', 'l1', 'berhu' or 'log', got {kind!r}")
+    check_shapes(pred=(pred, 'B,1,h,w'), gt=(gt, 'B,1,H,W'))
     if pred.shape[-2:] != gt.shape[-2:]:
         pred = F.interpolate(pred, size=gt.shape[-2:], mode='bilinear', align_corners=False)
     mask = gt > 0
@@ -98,6 +99,7 @@ def reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
                         row_weighting:bool=False,
                         occlusion:bool=True): # leave out pixels that view 2 cannot see (`occlusion_mask`)
     "Photometric error between view 1 and view 1 rebuilt from view 2 through `depth1`, over the valid (and visible) pixels."
+    check_shapes(img1=(img1, 'B,C,H,W'), img2=(img2, 'B,C,Hs,Ws'), depth1=(depth1, 'B,1,h,w'))
     depth1 = _up(depth1, img1.shape[-2:])
     warped, valid = reconstruct(img2, depth1, calib, img1.shape[-2:])
     if occlusion: valid = valid & ~occlusion_mask(depth1, calib)
@@ -139,6 +141,7 @@ def consistency_loss(depth1:torch.Tensor, # (B,1,H,W) depth of view 1, metres
 # %% ../nbs/02_losses.ipynb #4e0b90b2
 def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
     "Edge-aware smoothness of mean-normalised inverse depth; `img` is resized to the depth's size."
+    check_shapes(depth=(depth, 'B,1,h,w'), img=(img, 'B,C,H,W'))
     if img.shape[-2:] != depth.shape[-2:]: img = F.interpolate(img, size=depth.shape[-2:], mode='area')
     disp = 1 / depth.clamp(min=1e-3)
     disp = disp / disp.mean((2, 3), keepdim=True)

@@ -44,6 +44,27 @@ def save_examples(path, pairs, n:int=3, vmax:float=60.):
     fig.colorbar(sc, ax=ax[:, 2].tolist(), fraction=0.02)
     fig.savefig(path, dpi=90, bbox_inches='tight')
 
+def _write_report(out:Path, res:dict, res1:dict, summary:dict):
+    "out/report/: metrics.json, both phases' curves, three examples and report.md with the table and the baselines."
+    rep, cst = out/'report', summary['constant_depth']
+    (rep/'metrics.json').write_text(json.dumps(summary, indent=2) + '\n')
+    for ph in ('phase1', 'phase2'): shutil.copy(out/ph/'images'/'curves.png', rep/f'curves_{ph}.png')
+    pairs = []
+    for p in sorted((out/'predictions'/'left').rglob('*.png'))[:3]:
+        if p.stem.endswith('_color'): continue
+        rel = p.relative_to(out/'predictions'/'left')
+        img = (read_image(out/'test'/'left'/rel).permute(1, 2, 0).numpy())
+        pairs.append((img, read_depth(p), read_depth((out/'test'/'gt'/rel).with_suffix('.npy')), str(rel.with_suffix(''))))
+    save_examples(rep/'examples.png', pairs)
+    table = '\n'.join(['| model | ' + ' | '.join(METRICS) + ' |', '|---' * (len(METRICS) + 1) + '|']
+                      + [f"| {n} | " + ' | '.join(f"{m[k]:.3f}" for k in METRICS) + ' |' for n, m in (('phase 1', res1['mean']), ('phase 1 + phase 2', res['mean']))])
+    (rep/'report.md').write_text(f"# mergedepth quick start\n\n{res['n_images']} unseen synthetic test scenes, left view, lidar ground truth, "
+        f"80 m cap, no crop, metrics averaged per image.\n\n{table}\n\nBest constant depth: {cst['fitted_on_train']:.2f} m (fitted on the training "
+        f"lidar) gives abs_rel {cst['abs_rel']:.3f}; the best constant for the test set itself ({cst['oracle_on_test']:.2f} m) gives "
+        f"{cst['oracle_abs_rel']:.3f}; the best depth per image row, fitted on the training lidar, gives {summary['row_prior_abs_rel']:.3f}.\n\n"
+        f"![curves, phase 1](curves_phase1.png)\n\n![curves, phase 2](curves_phase2.png)\n\n![examples](examples.png)\n\n"
+        f"Run time {summary['seconds']:.0f} s; {summary['steps']['phase1']} + {summary['steps']['phase2']} training steps.\n")
+
 def quickstart(output_dir='quickstart', # everything goes here
                device='auto',           # auto, cpu, cuda
                height:int=64, width:int=192, encoder:str='resnet18',
@@ -83,23 +104,7 @@ def quickstart(output_dir='quickstart', # everything goes here
     summary = dict(n_test=res['n_images'], metrics_phase2=res['mean'], metrics_phase1=res1['mean'], row_prior_abs_rel=row_abs,
                    constant_depth=dict(fitted_on_train=c_train, abs_rel=const['train'], oracle_on_test=c_test, oracle_abs_rel=const['test']),
                    seconds=time.time() - t0, steps=dict(phase1=r1['step'], phase2=r2['step']))
-    (rep/'metrics.json').write_text(json.dumps(summary, indent=2) + '\n')
-    for ph in ('phase1', 'phase2'): shutil.copy(out/ph/'images'/'curves.png', rep/f'curves_{ph}.png')
-    pairs = []
-    for p in sorted((out/'predictions'/'left').rglob('*.png'))[:3]:
-        if p.stem.endswith('_color'): continue
-        rel = p.relative_to(out/'predictions'/'left')
-        img = (read_image(out/'test'/'left'/rel).permute(1, 2, 0).numpy())
-        pairs.append((img, read_depth(p), read_depth((out/'test'/'gt'/rel).with_suffix('.npy')), str(rel.with_suffix(''))))
-    save_examples(rep/'examples.png', pairs)
-    table = '\n'.join(['| model | ' + ' | '.join(METRICS) + ' |', '|---' * (len(METRICS) + 1) + '|']
-                      + [f"| {n} | " + ' | '.join(f"{m[k]:.3f}" for k in METRICS) + ' |' for n, m in (('phase 1', res1['mean']), ('phase 1 + phase 2', res['mean']))])
-    (rep/'report.md').write_text(f"# mergedepth quick start\n\n{res['n_images']} unseen synthetic test scenes, left view, lidar ground truth, "
-        f"80 m cap, no crop, metrics averaged per image.\n\n{table}\n\nBest constant depth: {c_train:.2f} m (fitted on the training "
-        f"lidar) gives abs_rel {const['train']:.3f}; the best constant for the test set itself ({c_test:.2f} m) gives {const['test']:.3f}; "
-        f"the best depth per image row, fitted on the training lidar, gives {row_abs:.3f}.\n\n"
-        f"![curves, phase 1](curves_phase1.png)\n\n![curves, phase 2](curves_phase2.png)\n\n![examples](examples.png)\n\n"
-        f"Run time {summary['seconds']:.0f} s; {r1['step']} + {r2['step']} training steps.\n")
+    _write_report(out, res, res1, summary)
     say("done")
     print(f"\nabs_rel on the unseen test scenes: {res['mean']['abs_rel']:.3f} after phase 2 ({res1['mean']['abs_rel']:.3f} after phase 1); "
           f"best constant depth: {const['train']:.3f} (fitted on training), {const['test']:.3f} (oracle on test); row prior: {row_abs:.3f}")
