@@ -380,7 +380,8 @@ def _class_source(cls) -> str:
 def field_docs(cls) -> dict:
     "{field name: its trailing comment} of a dataclass written docments-style (`name:type = default  # what it is`)."
     out, lines = {}, _class_source(cls).splitlines()
-    for line in lines[1:]:
+    start = next((i for i, l in enumerate(lines) if l.startswith('class ')), len(lines))   # after any decorator (@dataclass)
+    for line in lines[start + 1:]:
         if line and not line[0].isspace(): break                       # the class body ended
         if (m := re.match(r'^    (\w+)\s*:[^#]*#\s*(.*)$', line)): out[m[1]] = m[2].strip()
     return out

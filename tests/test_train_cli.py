@@ -254,3 +254,14 @@ def test_phase2_trains_at_the_phase1_size(synth, tmp_path):
             '--encoder', 'resnet18', '--tensorboard', 'False', '--image_output_dir', tmp_path/'i', '--model_output_dir', tmp_path/'m')
     args = torch.load(tmp_path/'m'/'checkpoint.pt', weights_only=False)['args']
     assert (args['height'], args['width']) == (64, 192) and 'training at 192x64' in p.stdout, (args['height'], args['width'], p.stdout)
+
+def test_help_says_what_each_flag_is():
+    "Both training commands list every TrainConfig field as a flag with its comment as help and the preset's default."
+    from dataclasses import fields
+    from mergedepth.train import TrainConfig, field_docs
+    docs = field_docs(TrainConfig)
+    assert len(docs) == len(fields(TrainConfig)), sorted({f.name for f in fields(TrainConfig)} - set(docs))
+    for prog, lr in (('mergedepth_train', '0.001'), ('mergedepth_keep_training', '0.0001')):
+        out = ' '.join(run(prog, '--help').stdout.split())                  # argparse wraps the help text
+        assert ' '.join(docs['lr'].split()) in out and ' '.join(docs['beta'].split()) in out, out[:2000]
+        assert f"(default: {lr})" in out, out[:2000]
