@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .geometry import StereoCalib, read_kitti_calib, read_stereo_calib, write_stereo_calib, read_velodyne, velodyne_to_depth, KittiCalib, scatter_nearest
-from .io import (IMG_EXTS, GT_EXTS, DRIVE_RE, _DRIVE_RE, drive_date, find_file, atomic_write, read_depth, write_depth, resize_rgb8,
+from .io import (IMG_EXTS, GT_EXTS, DRIVE_RE, drive_date, find_file, atomic_write, read_depth, write_depth, resize_rgb8,
                            read_rgb8, rgb8_tensor, read_image, read_split, lidar_rounding, error_line, CLIError, cli_fail, cli_errors)
 
 # %% ../nbs/03_data.ipynb #506d59ef
@@ -453,7 +453,7 @@ def prepare_kitti(raw_dir, output_dir, drives=None, workers:int=0, gt_format:str
     if have is not None and have != (size or 'camera'):
         raise ValueError(f"{out} already holds frames at {'the cameras sizes' if have == 'camera' else '%dx%d' % have}; "
                          f"asked {'the cameras sizes' if size is None else '%dx%d' % size}: prepare into another folder")
-    found = sorted(p for p in raw.glob('*/*_sync') if p.is_dir() and _DRIVE_RE.match(p.name))
+    found = sorted(p for p in raw.glob('*/*_sync') if p.is_dir() and DRIVE_RE.match(p.name))
     if not found: raise FileNotFoundError(f"no KITTI raw drives (<date>/<date>_drive_NNNN_sync) under {raw}")
     if drives:
         pats = [d.strip() for d in (drives.split(',') if isinstance(drives, str) else drives) if d.strip()]

@@ -20,7 +20,6 @@ from PIL import Image
 IMG_EXTS = ('.png', '.jpg', '.jpeg')
 GT_EXTS = ('.npy', '.png')
 DRIVE_RE = re.compile(r'^(\d{4}_\d{2}_\d{2})_drive_\d{4}_sync$')
-_DRIVE_RE = DRIVE_RE                                    # its earlier name
 
 def drive_date(drive:str) -> str:
     "The recording date of a KITTI drive folder name, e.g. '2011_09_26' for '2011_09_26_drive_0001_sync'."

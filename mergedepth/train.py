@@ -772,7 +772,7 @@ def stopping(self:Trainer) -> bool:
     dist.all_reduce(f, op=dist.ReduceOp.MAX); return f.item() > 0
 
 @patch
-def _epoch(self:Trainer, ep:int, bar) -> int:
+def _epoch(self:Trainer, ep:int, bar) -> bool:
     "Train epoch `ep` from its step `self.k`; returns True when it ran to its end."
     A, t0 = self.cfg, time.perf_counter()
     self.sampler.set_epoch(ep, self.k)
