@@ -34,12 +34,17 @@ def sweep_grid(K_tgt:torch.Tensor,  # (B,3,3) target intrinsics, pixels of the t
                hw,                  # (h, w) of the target map
                src_hw               # (hs, ws) of the source map
               ) -> torch.Tensor:
-    "Where each target pixel lands in the source map at each hypothesis depth: grid (B,D,h,w,2) for `grid_sample(align_corners=True)`."
+    """Where each target pixel lands in the source map at each hypothesis depth: grid (B,D,h,w,2) for
+    `grid_sample(align_corners=True)`."""
     (h, w), (Hs, Ws), B, dt = hw, src_hw, K_tgt.shape[0], torch.float32
-    v, u = torch.meshgrid(torch.arange(h, device=K_tgt.device, dtype=dt), torch.arange(w, device=K_tgt.device, dtype=dt), indexing='ij')
-    pix = torch.stack([u.flatten(), v.flatten(), torch.ones_like(u.flatten())])   # (3,hw), made anew: no cache a trace could fill with fake tensors
+    v, u = torch.meshgrid(
+        torch.arange(h, device=K_tgt.device, dtype=dt), torch.arange(w, device=K_tgt.device, dtype=dt), indexing='ij'
+    )
+    # (3,hw), made anew: no cache a trace could fill with fake tensors
+    pix = torch.stack([u.flatten(), v.flatten(), torch.ones_like(u.flatten())])
     rays = inv3x3(K_tgt.to(dt)) @ pix                                         # (B,3,hw)
-    a = (K_src.to(dt) @ R.to(dt) @ rays)[:, None]                             # (B,1,3,hw): the part that scales with depth
+    # (B,1,3,hw): the part that scales with depth
+    a = (K_src.to(dt) @ R.to(dt) @ rays)[:, None]
     b = (K_src.to(dt) @ t.to(dt)[..., None])[:, None]                         # (B,1,3,1): the translation's part
     z = depths.to(K_tgt.device, dt).reshape(1 if depths.ndim == 1 else B, -1, 1, 1)
     p = z * a + b                                                             # (B,D,3,hw)
@@ -55,14 +60,18 @@ def correlation_volume(f_tgt:torch.Tensor,  # (B,C,h,w) target-view features
                        f_src:torch.Tensor,  # (B,C,hs,ws) source-view features
                        grid:torch.Tensor    # (B,D,h,w,2) from `sweep_grid`
                       ) -> torch.Tensor:
-    "Correlation (B,D,h,w): mean over channels of `f_tgt` times `f_src` sampled where each hypothesis puts each pixel (0 outside the source)."
+    """Correlation (B,D,h,w): mean over channels of `f_tgt` times `f_src` sampled where each hypothesis puts each pixel
+    (0 outside the source)."""
     B, C, h, w = f_tgt.shape
     D = grid.shape[1]
-    warped = F.grid_sample(f_src, grid.reshape(B, D * h, w, 2).to(f_src.dtype), mode='bilinear', padding_mode='zeros', align_corners=True)
+    warped = F.grid_sample(
+        f_src, grid.reshape(B, D * h, w, 2).to(f_src.dtype), mode='bilinear', padding_mode='zeros', align_corners=True
+    )
     return (warped.reshape(B, C, D, h, w) * f_tgt[:, :, None]).mean(1)
 
 def patch_features(img:torch.Tensor, k:int=5) -> torch.Tensor:
-    "Zero-mean, unit-length k x k patches of a (B,C,H,W) image as features (B,C*k*k,H,W): their correlation is a normalised cross-correlation."
+    """Zero-mean, unit-length k x k patches of a (B,C,H,W) image as features (B,C*k*k,H,W): their correlation is a
+    normalised cross-correlation."""
     B, C, H, W = img.shape
     p = F.unfold(F.pad(img, (k // 2,) * 4, mode='replicate'), k).reshape(B, C * k * k, H, W)
     p = p - p.mean(1, keepdim=True)
@@ -72,12 +81,18 @@ def patch_features(img:torch.Tensor, k:int=5) -> torch.Tensor:
 def feature_K(K:torch.Tensor,  # (...,3,3) intrinsics of the network's input image
               stride:int       # the feature map's stride (4 for the ResNet's layer1)
              ) -> torch.Tensor:
-    "Intrinsics (...,3,3) of a stride-`stride` map of torchvision's ResNet: its pixel j is centred on input pixel stride*j, so f/stride and c/stride."
+    """Intrinsics (...,3,3) of a stride-`stride` map of torchvision's ResNet: its pixel j is centred on input pixel
+    stride*j, so f/stride and c/stride."""
     K = K.clone(); K[..., :2, :] = K[..., :2, :] / stride
     return K
 
 # %% ../nbs/11_binocular.ipynb #75e680f9
-def _cbr(cin, cout, k=3, d=1): return nn.Sequential(nn.Conv2d(cin, cout, k, padding=d * (k // 2), dilation=d, bias=False), nn.BatchNorm2d(cout), nn.ELU(inplace=True))
+def _cbr(cin, cout, k=3, d=1):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, padding=d * (k // 2), dilation=d, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ELU(inplace=True),
+    )
 
 class MatchFeatures(nn.Module):
     "Unit-length matching features (B,C,h,w) from the encoder's f1 (B,c1,h,w) and f2 (B,c2,h/2,w/2, upsampled)."
@@ -96,7 +111,8 @@ class CostAggregation(nn.Module):
         self.inp = _cbr(D + ctx, width)
         self.blocks = nn.ModuleList(nn.Sequential(_cbr(width, width, d=d), _cbr(width, width, d=d)) for d in (1, 2, 4))
         self.out = nn.Conv2d(width, D, 3, padding=1)
-        nn.init.normal_(self.out.weight, std=1e-3); nn.init.zeros_(self.out.bias)   # at first the correlation all but alone decides
+        # at first the correlation all but alone decides
+        nn.init.normal_(self.out.weight, std=1e-3); nn.init.zeros_(self.out.bias)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(20.)))  # sharpness of the raw correlation's softmax
     def forward(self, cost, ctx):
         x = self.inp(torch.cat([cost.to(ctx.dtype), ctx], 1))
@@ -111,7 +127,8 @@ def _to_size(x:torch.Tensor, hw) -> torch.Tensor:
     return F.interpolate(x, size=tuple(hw), mode='area')
 
 class MatchDepthNet(DepthNet):
-    "Binocular depth: forward(img1, img2, calib) -> (depth1, depth2), each (B,1,H/2,W/2) ('half') or (B,1,H,W) ('full') metres; H, W multiples of 32."
+    """Binocular depth: forward(img1, img2, calib) -> (depth1, depth2), each (B,1,H/2,W/2) ('half') or (B,1,H,W)
+    ('full') metres; H, W multiples of 32."""
     def __init__(self, encoder:str='resnet50',  # resnet18, resnet34 or resnet50 (torchvision), shared by both views
                  pretrained:bool=True,          # start the encoder from ImageNet weights
                  scale:str='half',              # output at 'half' or 'full' input resolution
@@ -129,7 +146,8 @@ class MatchDepthNet(DepthNet):
         self.aggregate = CostAggregation(n_hyp, 32, 64)
         self.inject = nn.Conv2d(n_hyp + 64, c1, 1)
         nn.init.normal_(self.inject.weight, std=1e-3); nn.init.zeros_(self.inject.bias)
-        for h in self.decoder.heads(): nn.init.normal_(h.weight, std=1e-4); nn.init.zeros_(h.bias)   # a near-zero residual at first
+        # a near-zero residual at first
+        for h in self.decoder.heads(): nn.init.normal_(h.weight, std=1e-4); nn.init.zeros_(h.bias)
         s = (torch.arange(n_hyp, dtype=torch.float32) + 0.5) / n_hyp
         self.register_buffer('s', s, persistent=False)                        # hypotheses in the head's coordinate
         self.register_buffer('depths', self.to_depth(torch.logit(s.double())).float(), persistent=False)
@@ -139,7 +157,8 @@ class MatchDepthNet(DepthNet):
         return self
 
     def _rigs(self, calib:StereoCalib, B:int, hw):
-        "Intrinsics at the 1/4 features (target, source) and poses of view 1 then view 2 (the swapped rig), each (2B,...)."
+        """Intrinsics at the 1/4 features (target, source) and poses of view 1 then view 2 (the swapped rig), each
+        (2B,...)."""
         c = calib.resize(hw).to(device=self.s.device, dtype=torch.float32).expand(B)
         Rt = c.R.transpose(-1, -2)
         return (feature_K(torch.cat([c.K1, c.K2]), 4), feature_K(torch.cat([c.K2, c.K1]), 4),
@@ -147,8 +166,17 @@ class MatchDepthNet(DepthNet):
 
     def matching(self, img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib):
         "Encoder features (2B batches: view 1, then view 2), matching probabilities (2B,D,h,w) and hidden features."
-        if img1.shape != img2.shape or img1.ndim != 4 or img1.shape[1] != 3 or img1.shape[-2] % 32 or img1.shape[-1] % 32:
-            raise ValueError(f"MatchDepthNet wants two images (B,3,H,W) of one size, H and W multiples of 32; got {tuple(img1.shape)} and {tuple(img2.shape)}")
+        if (
+            img1.shape != img2.shape
+            or img1.ndim != 4
+            or img1.shape[1] != 3
+            or img1.shape[-2] % 32
+            or img1.shape[-1] % 32
+        ):
+            raise ValueError(
+                "MatchDepthNet wants two images (B,3,H,W) of one size, H and W multiples of 32; got"
+                f" {tuple(img1.shape)} and {tuple(img2.shape)}"
+            )
         B = img1.shape[0]
         f1, f2, f3, f4 = self.encoder(torch.cat([img1, img2]))
         m = self.features(f1, f2)
@@ -180,7 +208,8 @@ def model_arch(path) -> str:
     return 'stereo' if isinstance(ck, dict) and ck.get('arch') == 'MatchDepthNet' else 'mono'
 
 def load_model(path, map_location='cpu') -> DepthNet:
-    "A `DepthNet` or a `MatchDepthNet` from a `.pth` of `save_depthnet`, whichever it holds; `.hw` is the training size."
+    """A `DepthNet` or a `MatchDepthNet` from a `.pth` of `save_depthnet`, whichever it holds; `.hw` is the training
+    size."""
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"model file not found: {path}")
     if model_arch(path) == 'mono': return load_depthnet(path, map_location)

@@ -47,27 +47,38 @@ def compute_depth_metrics(pred,                # (H,W) predicted depth, metres (
                           median_scaling:bool=False) -> dict:
     "The seven depth metrics of one image; NaN for all when no ground-truth pixel is valid."
     pred, gt = _np2d(pred, 'pred'), _np2d(gt, 'gt')
-    if pred.shape != gt.shape: raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size: resize the prediction first")
+    if pred.shape != gt.shape:
+        raise ValueError(
+            f"prediction {pred.shape} and ground truth {gt.shape} differ in size: resize the prediction first"
+        )
     m = (gt > min_depth) & (gt < max_depth) & crop_mask(gt.shape, crop)
     if not m.any(): return {k: float('nan') for k in METRICS}
     p, g = pred[m], gt[m]
     if median_scaling: p = p * np.median(g) / max(np.median(p), 1e-12)
     p = np.clip(p, min_depth, max_depth)
     thresh = np.maximum(g / p, p / g)
-    return dict(abs_rel=float(np.mean(np.abs(g - p) / g)), sq_rel=float(np.mean((g - p) ** 2 / g)),
-                rmse=float(np.sqrt(np.mean((g - p) ** 2))), rmse_log=float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
-                a1=float(np.mean(thresh < 1.25)), a2=float(np.mean(thresh < 1.25 ** 2)), a3=float(np.mean(thresh < 1.25 ** 3)))
+    return dict(
+        abs_rel=float(np.mean(np.abs(g - p) / g)),
+        sq_rel=float(np.mean((g - p) ** 2 / g)),
+        rmse=float(np.sqrt(np.mean((g - p) ** 2))),
+        rmse_log=float(np.sqrt(np.mean((np.log(g) - np.log(p)) ** 2))),
+        a1=float(np.mean(thresh < 1.25)),
+        a2=float(np.mean(thresh < 1.25**2)),
+        a3=float(np.mean(thresh < 1.25**3)),
+    )
 
 # %% ../nbs/06_evaluate.ipynb #6e26e78c
 def best_constant(depths) -> float:
-    "The constant c minimising sum |d - c| / d over the depths (arrays of any shape, zeros ignored): their weighted median with weights 1/d."
+    """The constant c minimising sum |d - c| / d over the depths (arrays of any shape, zeros ignored): their weighted
+    median with weights 1/d."""
     d = np.sort(np.concatenate([np.asarray(x, np.float64).ravel() for x in depths]))
     d = d[d > 0]
     w = np.cumsum(1 / d)
     return float(d[np.searchsorted(w, w[-1] / 2)])
 
 def row_prior(gts) -> np.ndarray:
-    "Per-row best constant (H,) over sparse depth maps `gts` ((H,W) each, 0 = none); rows without points take the overall best constant."
+    """Per-row best constant (H,) over sparse depth maps `gts` ((H,W) each, 0 = none); rows without points take the
+    overall best constant."""
     gts = [np.asarray(g, np.float64) for g in gts]
     c = best_constant(gts)
     out = np.full(gts[0].shape[0], c)
@@ -89,7 +100,8 @@ def baseline_abs_rel(gts, value) -> float:
 # %% ../nbs/06_evaluate.ipynb #0229faa3
 def disparity_metrics(pred_disp,          # (H,W) predicted disparity, pixels
                       gt_disp) -> dict:   # (H,W) ground-truth disparity, pixels, 0 = none
-    "D1 (share of valid pixels off by > 3 px and > 5 %), EPE (mean absolute error, px) and the count of valid pixels; NaN without any."
+    """D1 (share of valid pixels off by > 3 px and > 5 %), EPE (mean absolute error, px) and the count of valid pixels;
+    NaN without any."""
     p, g = _np2d(pred_disp, 'pred_disp'), _np2d(gt_disp, 'gt_disp')
     if p.shape != g.shape: raise ValueError(f"prediction {p.shape} and ground truth {g.shape} differ in size")
     m = g > 0
@@ -106,16 +118,26 @@ def _depth_files(root:Path) -> dict:
     "{relative path without extension: file} for the depth files (.npy, .png) under `root`."
     out = {}
     for p in sorted(root.rglob('*')):
-        if p.suffix.lower() in ('.npy', '.png') and p.is_file() and '.tmp' not in p.name and not p.stem.endswith(('_color', '_confidence')):
+        if (
+            p.suffix.lower() in ('.npy', '.png')
+            and p.is_file()
+            and '.tmp' not in p.name
+            and not p.stem.endswith(('_color', '_confidence'))
+        ):
             out.setdefault(p.relative_to(root).with_suffix('').as_posix(), p)
     return out
 
 def gt_files(gt_dir, view:str='left') -> dict:
-    "{'<drive or sequence>/<frame>': file} of the ground truth: a folder of depth maps, or a whole data folder (KITTI training or generic layout: its `view`_gt maps)."
+    """{'<drive or sequence>/<frame>': file} of the ground truth: a folder of depth maps, or a whole data folder (KITTI
+    training or generic layout: its `view`_gt maps)."""
     gt_dir = Path(gt_dir)
     if view not in ('left', 'right'): raise ValueError(f"view should be 'left' or 'right', got {view!r}")
     if (gt_dir/f'{view}_gt').is_dir() and (gt_dir/'left_imgs').is_dir(): return _depth_files(gt_dir/f'{view}_gt')
-    seqs = [s for s in sorted(gt_dir.iterdir()) if (s/f'{view}_gt').is_dir() and (s/'calib.json').is_file()] if gt_dir.is_dir() else []
+    seqs = (
+        [s for s in sorted(gt_dir.iterdir()) if (s / f'{view}_gt').is_dir() and (s / 'calib.json').is_file()]
+        if gt_dir.is_dir()
+        else []
+    )
     if seqs: return {f'{s.name}/{k}': v for s in seqs for k, v in _depth_files(s/f'{view}_gt').items()}
     return _depth_files(gt_dir)
 
@@ -125,25 +147,43 @@ def resize_depth(pred:np.ndarray, hw) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(pred, dtype=np.float32))[None, None]
     return F.interpolate(t, size=tuple(hw), mode='bilinear', align_corners=False)[0, 0].numpy()
 
-def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_depth:float=80.,
-                     median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True, split=None,
-                     stretch:bool=False,   # resize predictions of another aspect ratio too (default: refuse them, > 5 % off)
-                     view:str='left',   # which view's ground truth when gt_dir is a whole data folder
-                     gt_kind:str='depth',   # 'disparity': the ground truth is disparity (KITTI stereo 2012/2015); adds D1 and EPE
-                     calib=None) -> dict:   # the rig (StereoCalib or a rig file) that turns depth into disparity, with gt_kind='disparity'
-    "Metrics of every ground-truth file under `gt_dir` (or those of a `split` file) against the prediction of the same relative name under `pred_dir`."
+def evaluate_folders(
+    pred_dir,
+    gt_dir,
+    crop='garg',
+    min_depth:float=1e-3,
+    max_depth:float=80.0,
+    median_scaling:bool=False,
+    allow_missing:bool=False,
+    caps=(80.0, 50.0),
+    progress:bool=True,
+    split=None,
+    # resize predictions of another aspect ratio too (default: refuse them, > 5 % off)
+    stretch:bool=False,
+    view:str='left',  # which view's ground truth when gt_dir is a whole data folder
+    # 'disparity': the ground truth is disparity (KITTI stereo 2012/2015); adds D1 and EPE
+    gt_kind:str='depth',
+    # the rig (StereoCalib or a rig file) that turns depth into disparity, with gt_kind='disparity'
+    calib=None,
+) -> dict:
+    """Metrics of every ground-truth file under `gt_dir` (or those of a `split` file) against the prediction of the same
+    relative name under `pred_dir`."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     gts, preds = gt_files(gt_dir, view), _depth_files(pred_dir)
-    if gt_kind not in ('depth', 'disparity'): raise ValueError(f"gt_kind should be 'depth' or 'disparity', got {gt_kind!r}")
+    if gt_kind not in ('depth', 'disparity'):
+        raise ValueError(f"gt_kind should be 'depth' or 'disparity', got {gt_kind!r}")
     rig, per_frame = None, None
     if gt_kind == 'disparity':
         from mergedepth.geometry import read_stereo_calib
-        if calib is None: raise ValueError("disparity ground truth needs the rig (--calib) to turn depth into disparity")
+        if calib is None:
+            raise ValueError("disparity ground truth needs the rig (--calib) to turn depth into disparity")
         if hasattr(calib, 'K1'): rig = calib
-        elif Path(calib).is_dir() and not (Path(calib)/'calib_cam_to_cam.txt').is_file(): per_frame = Path(calib)   # KITTI 2012/2015: one file a frame
+        # KITTI 2012/2015: one file a frame
+        elif Path(calib).is_dir() and not (Path(calib)/'calib_cam_to_cam.txt').is_file(): per_frame = Path(calib)
         else: rig = read_stereo_calib(calib)
     def rig_of(k, hw):
-        "The rig of frame k: the one given, or <calib>/<frame>.txt for '<frame>_10' (KITTI stereo's per-frame files, sized from the ground truth)."
+        """The rig of frame k: the one given, or <calib>/<frame>.txt for '<frame>_10' (KITTI stereo's per-frame files,
+        sized from the ground truth)."""
         if per_frame is None: return rig
         f = per_frame/(re.sub(r'_1[01]$', '', Path(k).name) + '.txt')
         if not f.is_file(): raise FileNotFoundError(f"no calibration for {gts[k]}: {f} is missing")
@@ -151,17 +191,23 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
     if split is not None:
         keep = {f'{d}/{f}' for d, f in read_split(split)}
         gone = sorted(keep - set(gts))
-        if gone: raise FileNotFoundError(f"{len(gone)} frame(s) of {split} have no ground truth under {gt_dir}, e.g. {gone[0]}")
+        if gone:
+            raise FileNotFoundError(
+                f"{len(gone)} frame(s) of {split} have no ground truth under {gt_dir}, e.g. {gone[0]}"
+            )
         gts = {k: v for k, v in gts.items() if k in keep}
     if not gts: raise FileNotFoundError(f"no ground-truth depth files (.npy, .png) under {gt_dir}")
     missing = [k for k in gts if k not in preds]
     if missing and not allow_missing:
-        raise FileNotFoundError(f"{len(missing)} ground-truth frame(s) have no prediction in {pred_dir}, e.g. {missing[0]} "
-                                f"(expected {pred_dir/missing[0]}.png or .npy); use --allow_missing to skip them")
+        raise FileNotFoundError(
+            f"{len(missing)} ground-truth frame(s) have no prediction in {pred_dir}, e.g. {missing[0]} "
+            f"(expected {pred_dir/missing[0]}.png or .npy); use --allow_missing to skip them"
+        )
     rows = []
     caps = sorted({max_depth, *caps}, reverse=True)
     for k in tqdm([k for k in gts if k in preds], desc='evaluating', disable=not progress):
-        gt = read_depth(gts[k])                                   # disparity in pixels with gt_kind='disparity' (the same PNG format)
+        # disparity in pixels with gt_kind='disparity' (the same PNG format)
+        gt = read_depth(gts[k])
         pred = read_depth(preds[k])
         if gt_kind == 'disparity':
             r = rig_of(k, gt.shape).resize(gt.shape); fb = float(r.K1[0, 0]) * abs(float(r.t[0]))
@@ -169,8 +215,10 @@ def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_de
         if pred.ndim != 2: raise ValueError(f"{preds[k]}: prediction of shape {pred.shape}")
         ar_p, ar_g = pred.shape[1] / pred.shape[0], gt.shape[1] / gt.shape[0]
         if not stretch and abs(ar_p / ar_g - 1) > 0.05:          # 192x640 against KITTI's 375x1242 is 0.6 % off
-            raise ValueError(f"{preds[k]} is {pred.shape[1]}x{pred.shape[0]} but its ground truth {gts[k]} is {gt.shape[1]}x{gt.shape[0]}: "
-                             f"another aspect ratio (pass --stretch True to resize it anyway)")
+            raise ValueError(
+                f"{preds[k]} is {pred.shape[1]}x{pred.shape[0]} but its ground truth {gts[k]} is"
+                f" {gt.shape[1]}x{gt.shape[0]}: another aspect ratio (pass --stretch True to resize it anyway)"
+            )
         pred = resize_depth(pred, gt.shape)
         row = dict(frame=k)
         if gt_kind == 'disparity': row.update(disparity_metrics(_through_rig(pred, fb), gt_disp))
@@ -192,7 +240,10 @@ def format_table(res:dict) -> str:
     for cap in res['caps']:
         sfx = '' if cap == res['max_depth'] else f'@{cap:g}'
         lines.append(f"{cap:5g}m " + ' '.join(f"{res['mean'].get(m + sfx, float('nan')):9.4f}" for m in METRICS))
-    if 'd1' in res['mean']: lines.append(f"disparity: D1 {100 * res['mean']['d1']:.2f} %, EPE {res['mean']['epe']:.3f} px (per image, then averaged)")
+    if 'd1' in res['mean']:
+        lines.append(
+            f"disparity: D1 {100 * res['mean']['d1']:.2f} %, EPE {res['mean']['epe']:.3f} px (per image, then averaged)"
+        )
     return '\n'.join(lines)
 
 def write_results(res:dict, output) -> tuple:
@@ -215,11 +266,17 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              median_scaling:bool_arg=False, # scale each prediction by median(gt)/median(pred)
              allow_missing:bool_arg=False,  # skip ground-truth frames without a prediction (counted)
              output:str='metrics.json',   # JSON summary; the per-image CSV goes beside it
-             split:str=None,              # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
-             stretch:bool_arg=False,      # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
-             view:str='left',             # with --gt_dir a whole data folder (KITTI training or generic layout): left or right ground truth
-             gt_kind:str='depth',         # depth, or disparity (KITTI stereo 2012/2015 disp_occ_0/disp_noc_0): then D1 and EPE too
-             calib:str=None,              # the rig that turns depth into disparity (--gt_kind disparity): a rig file, a KITTI date folder, or a folder of per-frame files (KITTI stereo's calib)
+             # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
+             split:str=None,
+             # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
+             stretch:bool_arg=False,
+             # with --gt_dir a whole data folder (KITTI training or generic layout): left or right ground truth
+             view:str='left',
+             # depth, or disparity (KITTI stereo 2012/2015 disp_occ_0/disp_noc_0): then D1 and EPE too
+             gt_kind:str='depth',
+             # the rig that turns depth into disparity (--gt_kind disparity): a rig file, a KITTI date folder, or a
+             # folder of per-frame files (KITTI stereo's calib)
+             calib:str=None,
              debug:bool_arg=False):       # show the traceback of an error
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
     with cli_errors('mergedepth_eval', debug):
@@ -227,19 +284,37 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
         for flag, d in (('--pred_dir', pred_dir), ('--gt_dir', gt_dir)):
             if not Path(d).is_dir(): cli_fail(f"{flag}: no such folder {d}")
         if split is not None and not Path(split).is_file(): cli_fail(f"--split: no such file {split}")
-        if str(crop).lower() != 'none' and crop not in CROPS: cli_fail(f"--crop should be one of {', '.join(CROPS)} or none, got {crop!r}")
-        if not 0 <= min_depth < max_depth: cli_fail(f"need 0 <= --min_depth < --max_depth, got {min_depth} and {max_depth}")
+        if str(crop).lower() != 'none' and crop not in CROPS:
+            cli_fail(f"--crop should be one of {', '.join(CROPS)} or none, got {crop!r}")
+        if not 0 <= min_depth < max_depth:
+            cli_fail(f"need 0 <= --min_depth < --max_depth, got {min_depth} and {max_depth}")
         if view not in ('left', 'right'): cli_fail(f"--view should be left or right, got {view!r}")
         if gt_kind not in ('depth', 'disparity'): cli_fail(f"--gt_kind should be depth or disparity, got {gt_kind!r}")
-        if gt_kind == 'disparity' and calib is None: cli_fail("--gt_kind disparity needs --calib (the rig turns depth into disparity)")
-        res = evaluate_folders(pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling, allow_missing,
-                               split=split, stretch=stretch, view=view, gt_kind=gt_kind, calib=calib)
-    rounding = lidar_rounding(gt_dir if (Path(gt_dir)/'left_imgs').is_dir() else Path(gt_dir).parent)   # D/left_gt -> D/prepared.json
+        if gt_kind == 'disparity' and calib is None:
+            cli_fail("--gt_kind disparity needs --calib (the rig turns depth into disparity)")
+        res = evaluate_folders(
+            pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling,
+            allow_missing, split=split, stretch=stretch, view=view, gt_kind=gt_kind, calib=calib,
+        )
+    # D/left_gt -> D/prepared.json
+    rounding = lidar_rounding(gt_dir if (Path(gt_dir)/'left_imgs').is_dir() else Path(gt_dir).parent)
     res['gt_rounding'] = rounding
-    if rounding is None: print(f"ground truth: {gt_dir} is not in a prepared folder; its lidar rounding is unknown (published KITTI tables use the devkit's)")
-    elif rounding == 'devkit': print("ground truth: lidar projected with KITTI devkit rounding (round - 1), as in the published Eigen-split tables")
-    else: print(f"warning: the ground truth was projected with rounding '{rounding}', the published KITTI tables with the devkit's "
-                "(one pixel up and left): compare with them only after `mergedepth_prepare --rounding devkit`", file=sys.stderr)
+    if rounding is None:
+        print(
+            f"ground truth: {gt_dir} is not in a prepared folder; its lidar rounding is unknown (published KITTI tables"
+            " use the devkit's)"
+        )
+    elif rounding == 'devkit':
+        print(
+            "ground truth: lidar projected with KITTI devkit rounding (round - 1), as in the published Eigen-split"
+            " tables"
+        )
+    else:
+        print(
+            f"warning: the ground truth was projected with rounding '{rounding}', the published KITTI tables with the"
+            " devkit's (one pixel up and left): compare with them only after `mergedepth_prepare --rounding devkit`",
+            file=sys.stderr,
+        )
     print(f"{res['n_images']} image(s), crop {res['crop']}, metrics averaged per image"
           + (f"; {res['n_missing']} ground-truth frame(s) without prediction skipped" if res['n_missing'] else ''))
     print(format_table(res))

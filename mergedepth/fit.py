@@ -17,21 +17,27 @@ from tqdm import tqdm
 from .geometry import StereoCalib, read_stereo_calib, CalibError
 from .model import DepthNet
 from .binocular import MatchDepthNet
-from .losses import stereo_losses, supervised_loss, multiscale_smoothness, pyramid_level
+from .losses import Objective, supervised_loss, multiscale_smoothness, pyramid_level
 from .io import read_rgb8, cli_errors, cli_fail
-from .infer import FORMATS, lr_confidence, pick_device, write_outputs
+from .model import pick_device
+from .infer import FORMATS, lr_confidence, write_outputs
 
 # %% ../nbs/09_fit.ipynb #69f85a81
 def _as_image(x, name:str) -> torch.Tensor:
     "An (H,W,3) uint8 array or a (3,H,W) float tensor in [0,1] -> (1,3,H,W) float32 tensor."
     if isinstance(x, np.ndarray):
-        if x.ndim != 3 or x.shape[2] != 3 or x.dtype != np.uint8: raise ValueError(f"{name}: expected an (H,W,3) uint8 array, got {x.dtype} {x.shape}")
+        if x.ndim != 3 or x.shape[2] != 3 or x.dtype != np.uint8:
+            raise ValueError(f"{name}: expected an (H,W,3) uint8 array, got {x.dtype} {x.shape}")
         return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 255
     if torch.is_tensor(x) and x.ndim == 3 and x.shape[0] == 3: return x[None].float()
-    raise ValueError(f"{name}: expected an (H,W,3) uint8 array or a (3,H,W) float tensor, got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
+    raise ValueError(
+        f"{name}: expected an (H,W,3) uint8 array or a (3,H,W) float tensor, got {type(x).__name__}"
+        f" {tuple(getattr(x, 'shape', ()))}"
+    )
 
 def working_size(hw, max_pixels:int=60_000) -> tuple:
-    "(h, w), multiples of 32, of about `max_pixels` pixels with the aspect of `hw` (never larger than `hw` rounded up to 32)."
+    """(h, w), multiples of 32, of about `max_pixels` pixels with the aspect of `hw` (never larger than `hw` rounded up
+    to 32)."""
     H, W = hw
     s = min(1., math.sqrt(max_pixels / (H * W)))
     return max(32, int(round(H * s / 32)) * 32), max(32, int(round(W * s / 32)) * 32)
@@ -48,7 +54,8 @@ def rig_depth_range(calib:StereoCalib, w:int):
 # %% ../nbs/09_fit.ipynb #6b5d012c
 def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) float tensor in [0,1]: view of camera 1
                     right,                    # the same for camera 2
-                    calib:StereoCalib,        # the rig, valid at (H,W) (any rectified rig; unequal principal points allowed)
+                    # the rig, valid at (H,W) (any rectified rig; unequal principal points allowed)
+                    calib:StereoCalib,
                     steps:int|None=None,      # optimiser steps (default 300)
                     encoder:str='resnet18',   # resnet18, resnet34 or resnet50, from scratch
                     max_pixels:int=60_000,    # working size: about this many pixels
@@ -59,12 +66,19 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
                     device:str='auto',        # auto, cpu, cuda
                     progress:bool=False,      # a progress bar with the loss
                     callback=None,            # called as callback(step, loss, depth_left) every step
-                    arch:str='mono'):         # 'mono': two networks, one image each; 'stereo': one binocular network (11_binocular)
-    "Fit two depth networks to one stereo pair with the phase-2 losses only; returns (depth_left, depth_right), float32 (H,W) metres."
+                    # 'mono': two networks, one image each; 'stereo': one binocular network (11_binocular)
+                    arch:str='mono'):
+    """Fit two depth networks to one stereo pair with the phase-2 losses only; returns (depth_left, depth_right),
+    float32 (H,W) metres."""
     L, R = _as_image(left, 'left'), _as_image(right, 'right')
-    if L.shape != R.shape: raise ValueError(f"left and right images differ in size: {tuple(L.shape[-2:])} and {tuple(R.shape[-2:])}")
+    if L.shape != R.shape:
+        raise ValueError(f"left and right images differ in size: {tuple(L.shape[-2:])} and {tuple(R.shape[-2:])}")
     H, W = L.shape[-2:]
-    if tuple(calib.hw) != (H, W): raise ValueError(f"the rig is valid for {calib.hw[1]}x{calib.hw[0]} images, the pair is {W}x{H}: resize the rig (StereoCalib.resize) or the images")
+    if tuple(calib.hw) != (H, W):
+        raise ValueError(
+            f"the rig is valid for {calib.hw[1]}x{calib.hw[0]} images, the pair is {W}x{H}: resize the rig"
+            " (StereoCalib.resize) or the images"
+        )
     if calib.batched: raise ValueError("fit_stereo_pair takes an unbatched StereoCalib")
     steps = 300 if steps is None else int(steps)
     dev = pick_device(device)
@@ -73,15 +87,25 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     rig = calib.resize(hw).to(torch.float32).to(dev)
     lo, hi, init = rig_depth_range(rig, hw[1])
     if arch not in ('mono', 'stereo'): raise ValueError(f"arch should be 'mono' or 'stereo', got {arch!r}")
-    if arch == 'stereo': nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
-    else: nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train() for _ in range(2)]
+    if arch == 'stereo':
+        nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
+    else:
+        nets = [
+            DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train()
+            for _ in range(2)
+        ]
     opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=lr)
     batch = dict(left=Lw, right=Rw, calib=rig)
-    pair = lambda: nets[0](Lw, Rw, rig, all_scales=True) if arch == 'stereo' else (nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True))
+    pair = lambda: (
+        nets[0](Lw, Rw, rig, all_scales=True)
+        if arch == 'stereo'
+        else (nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True))
+    )
+    objective = Objective.recipe(2, beta=1.0, gamma=gamma, smooth=smooth)      # phase 2: no depth supervision
     bar = tqdm(range(steps), desc='fitting', disable=not progress, dynamic_ncols=True)
     for it in bar:
         dls, drs = pair()
-        loss, _ = stereo_losses(dls, drs, batch, phase=2, beta=1., gamma=gamma, smooth=smooth, level=pyramid_level(it, steps, levels))
+        loss, _ = objective(dls, drs, batch, level=pyramid_level(it, steps, levels))
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if progress: bar.set_postfix(loss=f'{loss.item():.4f}', refresh=False)
         if callback is not None: callback(it, loss.item(), dls[0].detach())
@@ -89,7 +113,9 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     for n in nets: n.eval()
     with torch.no_grad():
         ds = nets[0](Lw, Rw, rig) if arch == 'stereo' else (nets[0](Lw), nets[1](Rw))
-        out = [F.interpolate(d, size=(H, W), mode='bilinear', align_corners=False)[0, 0].float().cpu().numpy() for d in ds]
+        out = [
+            F.interpolate(d, size=(H, W), mode='bilinear', align_corners=False)[0, 0].float().cpu().numpy() for d in ds
+        ]
     return out[0], out[1]
 
 # %% ../nbs/09_fit.ipynb #23872dd1
@@ -97,7 +123,8 @@ def sgbm_depth(left:np.ndarray,     # (H,W,3) uint8, camera 1 (left)
                right:np.ndarray,    # (H,W,3) uint8, camera 2 (right)
                calib:StereoCalib,   # a rectified rig valid at (H,W)
                num_disparities:int=128, block:int=5, lr_tol:float=1.) -> np.ndarray:
-    "Reference depth (H,W) float32 metres from OpenCV's StereoSGBM, 0 where the left-right check fails (needs opencv-python)."
+    """Reference depth (H,W) float32 metres from OpenCV's StereoSGBM, 0 where the left-right check fails (needs
+    opencv-python)."""
     import cv2                                                        # a test/reference dependency only
     def match(a, b):
         m = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disparities, blockSize=block, P1=24 * block ** 2,
@@ -105,7 +132,8 @@ def sgbm_depth(left:np.ndarray,     # (H,W,3) uint8, camera 1 (left)
                                   speckleRange=2, mode=cv2.STEREO_SGBM_MODE_HH)
         return m.compute(a, b).astype(np.float32) / 16
     dl = match(left, right)
-    dr = match(np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]))[:, ::-1]   # right view's disparities
+    # right view's disparities
+    dr = match(np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]))[:, ::-1]
     H, W = dl.shape
     v, u = np.mgrid[0:H, 0:W]
     ur = np.round(u - dl).astype(np.int64)
@@ -116,7 +144,8 @@ def sgbm_depth(left:np.ndarray,     # (H,W,3) uint8, camera 1 (left)
     return np.where(ok, fb / np.maximum(dl, 1e-6), 0).astype(np.float32)
 
 def agreement(depth:np.ndarray, ref:np.ndarray) -> dict:
-    "How `depth` agrees with a reference depth where the reference is > 0: median relative difference, a1-style share, abs_rel."
+    """How `depth` agrees with a reference depth where the reference is > 0: median relative difference, a1-style share,
+    abs_rel."""
     m = ref > 0
     d, r = depth[m].astype(np.float64), ref[m].astype(np.float64)
     rel = np.abs(d - r) / r
@@ -135,7 +164,8 @@ def fit_depth_to_lidar(image,                  # (H,W,3) uint8 array or (3,H,W) 
                        steps:int=300, encoder:str='resnet18', max_pixels:int=60_000, lr:float=1e-3,
                        kind:str='l1',          # supervised loss (02_losses)
                        smooth:float=1e-3, max_depth:float=120., device:str='auto') -> np.ndarray:
-    "Fit one depth network from scratch to one image's lidar points (supervised loss + smoothness); depth (H,W) float32 metres."
+    """Fit one depth network from scratch to one image's lidar points (supervised loss + smoothness); depth (H,W)
+    float32 metres."""
     img = _as_image(image, 'image')
     H, W = img.shape[-2:]
     if lidar.shape != (H, W): raise ValueError(f"lidar map {lidar.shape} and image {(H, W)} differ in size")
@@ -149,13 +179,16 @@ def fit_depth_to_lidar(image,                  # (H,W,3) uint8 array or (3,H,W) 
         ds = net(x, all_scales=True)
         loss = supervised_loss(ds[0], gt, kind, max_depth=max_depth) + smooth * multiscale_smoothness(ds, x)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-    with torch.no_grad(): return F.interpolate(net.eval()(x), size=(H, W), mode='bilinear', align_corners=False)[0, 0].cpu().numpy()
+    with torch.no_grad():
+        return F.interpolate(net.eval()(x), size=(H, W), mode='bilinear', align_corners=False)[0, 0].cpu().numpy()
 
 # %% ../nbs/09_fit.ipynb #951a9f24
 @call_parse
 def fit_cli(left_image:str=None,      # left (camera 1) image file
             right_image:str=None,     # right (camera 2) image file, rectified with the left one
-            calib:str=None,           # calib.json (K1/K2/R/t, fx/fy/cx/cy/baseline or P1/P2), a KITTI calib_cam_to_cam.txt, date folder, or stereo P2/P3 file
+            # calib.json (K1/K2/R/t, fx/fy/cx/cy/baseline or P1/P2), a KITTI calib_cam_to_cam.txt, date folder, or
+            # stereo P2/P3 file
+            calib:str=None,
             output_dir:str=None,      # where O/left/<name>.* and O/right/<name>.* go
             format:str='png',         # comma-separated: png (16-bit, metres x 256), npy, color, ply, confidence
             steps:int=300,            # optimiser steps
@@ -164,35 +197,62 @@ def fit_cli(left_image:str=None,      # left (camera 1) image file
             resize_calib:bool_arg=False, # allow a rig given for another image size (rescaled to the images)
             seed:int=0,               # random seed
             device:str='auto',        # auto (CUDA when present), cpu, cuda
-            arch:str='mono',          # mono: two networks, one image each; stereo: one binocular network that matches the two images
+            # mono: two networks, one image each; stereo: one binocular network that matches the two images
+            arch:str='mono',
             debug:bool_arg=False):    # show the traceback of an error
-    "Fit the two networks to one rectified stereo pair (no training data, no depth supervision) and write both depth maps."
+    """Fit the two networks to one rectified stereo pair (no training data, no depth supervision) and write both depth
+    maps."""
     with cli_errors('mergedepth_fit', debug):
-        _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device, arch)
+        _fit(
+            left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device,
+            arch,
+        )
 
-def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device, arch='mono'):
+def _fit(
+    left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device,
+    arch='mono',
+):
     fail = cli_fail
-    for name, v in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib), ('--output_dir', output_dir)):
+    for name, v in (
+        ('--left_image', left_image),
+        ('--right_image', right_image),
+        ('--calib', calib),
+        ('--output_dir', output_dir),
+    ):
         if v is None: fail(f"{name} is required")
     formats = [f.strip() for f in format.split(',') if f.strip()]
-    if bad := [f for f in formats if f not in FORMATS]: fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    if bad := [f for f in formats if f not in FORMATS]:
+        fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     if steps < 1: fail(f"--steps must be at least 1, got {steps}")
     if arch not in ('mono', 'stereo'): fail(f"--arch should be mono or stereo, got {arch!r}")
     if max_pixels < 32 * 32: fail(f"--max_pixels must be at least 1024, got {max_pixels}")
-    if encoder not in ('resnet18', 'resnet34', 'resnet50'): fail(f"--encoder should be resnet18, resnet34 or resnet50, got {encoder!r}")
+    if encoder not in ('resnet18', 'resnet34', 'resnet50'):
+        fail(f"--encoder should be resnet18, resnet34 or resnet50, got {encoder!r}")
     for name, f in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib)):
         if not Path(f).exists(): fail(f"{name}: no such file {f}")
     Li, Ri = read_rgb8(left_image), read_rgb8(right_image)
-    rig = read_stereo_calib(calib, hw=Li.shape[:2])        # the image's size for rig files that hold none (KITTI stereo's P2/P3)
-    if Li.shape != Ri.shape: fail(f"{left_image} is {Li.shape[1]}x{Li.shape[0]} but {right_image} is {Ri.shape[1]}x{Ri.shape[0]}")
+    # the image's size for rig files that hold none (KITTI stereo's P2/P3)
+    rig = read_stereo_calib(calib, hw=Li.shape[:2])
+    if Li.shape != Ri.shape:
+        fail(f"{left_image} is {Li.shape[1]}x{Li.shape[0]} but {right_image} is {Ri.shape[1]}x{Ri.shape[0]}")
     if rig.hw != Li.shape[:2]:
-        if not resize_calib: fail(f"{calib} is for {rig.hw[1]}x{rig.hw[0]} images, {left_image} is {Li.shape[1]}x{Li.shape[0]} (pass --resize_calib True to rescale the rig)")
+        if not resize_calib:
+            fail(
+                f"{calib} is for {rig.hw[1]}x{rig.hw[0]} images, {left_image} is {Li.shape[1]}x{Li.shape[0]} (pass"
+                " --resize_calib True to rescale the rig)"
+            )
         rig = rig.resize(Li.shape[:2])
     torch.manual_seed(seed)
     t0 = time.time()
-    dl, dr = fit_stereo_pair(Li, Ri, rig, steps=steps, encoder=encoder, max_pixels=max_pixels, device=device, progress=True, arch=arch)
+    dl, dr = fit_stereo_pair(
+        Li, Ri, rig, steps=steps, encoder=encoder, max_pixels=max_pixels, device=device, progress=True, arch=arch
+    )
     out, stem = Path(output_dir), Path(left_image).stem
-    conf = lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], rig)[0, 0].numpy() if 'confidence' in formats else None
+    conf = (
+        lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], rig)[0, 0].numpy()
+        if 'confidence' in formats
+        else None
+    )
     write_outputs(dl, out/'left'/stem, formats, Li, rig.K1.numpy(), conf)
     write_outputs(dr, out/'right'/Path(right_image).stem, [f for f in formats if f != 'confidence'], Ri, rig.K2.numpy())
     print(f"fitted in {time.time() - t0:.0f} s; wrote {out/'left'/stem}.* and {out/'right'/Path(right_image).stem}.*")

@@ -18,43 +18,58 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% ../nbs/00_geometry.ipynb #7d0ed20c
-def check_shapes(**args):   # name=(tensor, 'B,1,H,W'): a number must match exactly, a letter is any size, the same letter the same size in all
+def check_shapes(
+                 # name=(tensor, 'B,1,H,W'): a number must match exactly, a letter is any size, the same letter the same
+                 # size in all
+                 **args):
     "Raise a ValueError that names the argument unless every tensor has its shape."
     seen = {}
     for name, (x, spec) in args.items():
         dims = spec.split(',')
         if not torch.is_tensor(x) or x.dim() != len(dims):
-            raise ValueError(f"{name} should be a ({spec}) tensor, got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+            raise ValueError(
+                f"{name} should be a ({spec}) tensor, got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}"
+            )
         for d, n in zip(dims, x.shape):
             if (int(d) != n) if d.isdigit() else (seen.setdefault(d, n) != n):
-                raise ValueError(f"{name} should be ({spec}){f' with {d} = {seen[d]} as in the other arguments' if d in seen else ''}, "
-                                 f"got {tuple(x.shape)}")
+                raise ValueError(
+                    f"{name} should be"
+                    f" ({spec}){f' with {d} = {seen[d]} as in the other arguments' if d in seen else ''}, got"
+                    f" {tuple(x.shape)}"
+                )
 
 # %% ../nbs/00_geometry.ipynb #efa0cc2c
 class CalibError(ValueError):
     "A calibration file is missing, incomplete or malformed; the message names the file and the key."
 
 def read_calib_file(path) -> dict:
-    "Parse a KITTI calibration text file into `{key: float64 array}` (non-numeric keys such as `calib_time` stay strings)."
+    """Parse a KITTI calibration text file into `{key: float64 array}` (non-numeric keys such as `calib_time` stay
+    strings)."""
     path = Path(path)
     if not path.is_file(): raise CalibError(f"calibration file not found: {path}")
     out = {}
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip(): continue
-        if ':' not in line: raise CalibError(f"{path}, line {i}: malformed line (expected 'KEY: values'): {line[:60]!r}")
+        if ':' not in line:
+            raise CalibError(f"{path}, line {i}: malformed line (expected 'KEY: values'): {line[:60]!r}")
         key, vals = line.split(':', 1)
         key = key.strip()
         try: out[key] = np.array([float(v) for v in vals.split()], dtype=np.float64)
         except ValueError:
-            if key == 'calib_time': out[key] = vals.strip()
-            else: raise CalibError(f"{path}: key {key!r} (line {i}) has non-numeric values: {vals.strip()[:60]!r}") from None
+            if key == 'calib_time':
+                out[key] = vals.strip()
+            else:
+                raise CalibError(
+                    f"{path}: key {key!r} (line {i}) has non-numeric values: {vals.strip()[:60]!r}"
+                ) from None
     return out
 
 def _get(d:dict, path, key, n:int, shape=None) -> np.ndarray:
     "`d[key]` as an array of `n` values reshaped to `shape`, or a `CalibError` naming the file and the key."
     if key not in d: raise CalibError(f"{path}: missing key {key!r}")
     v = d[key]
-    if not isinstance(v, np.ndarray) or v.size != n: raise CalibError(f"{path}: key {key!r} should hold {n} numbers, found {getattr(v, 'size', v)}")
+    if not isinstance(v, np.ndarray) or v.size != n:
+        raise CalibError(f"{path}: key {key!r} should hold {n} numbers, found {getattr(v, 'size', v)}")
     return v.reshape(shape) if shape else v
 
 # %% ../nbs/00_geometry.ipynb #fe762ddc
@@ -72,7 +87,8 @@ class KittiCalib:
         return self.P_rect[cam][:, :3].copy()
 
     def velo_to_image(self, cam:int=2) -> np.ndarray:
-        "(3,4) matrix taking homogeneous velodyne points to homogeneous pixels of camera `cam`: `P_rect_0x @ R_rect_00 @ T_velo_to_cam`."
+        """(3,4) matrix taking homogeneous velodyne points to homogeneous pixels of camera `cam`: `P_rect_0x @ R_rect_00
+        @ T_velo_to_cam`."""
         R = np.eye(4); R[:3, :3] = self.R_rect_00
         return self.P_rect[cam] @ R @ self.velo_to_cam
 
@@ -81,7 +97,8 @@ class KittiCalib:
         c1, c2 = cams
         P1, P2 = self.P_rect[c1], self.P_rect[c2]
         t = np.array([(P2[0, 3] - P1[0, 3]) / P2[0, 0], 0., 0.])
-        if self.sizes[c1] != self.sizes[c2]: raise CalibError(f"{self.path}: cameras {c1} and {c2} have different rectified sizes")
+        if self.sizes[c1] != self.sizes[c2]:
+            raise CalibError(f"{self.path}: cameras {c1} and {c2} have different rectified sizes")
         return StereoCalib(self.K(c1), self.K(c2), np.eye(3), t, self.sizes[c1])
 
 def read_kitti_calib(path) -> KittiCalib:
@@ -113,15 +130,24 @@ def _resize_K(K:torch.Tensor, hw_from, hw_to) -> torch.Tensor:
     return K
 
 class StereoCalib:
-    "A calibrated stereo rig: `X2 = R @ X1 + t`; `K1`, `K2` are (3,3) or (B,3,3) pixel intrinsics for images of size `hw`."
+    """A calibrated stereo rig: `X2 = R @ X1 + t`; `K1`, `K2` are (3,3) or (B,3,3) pixel intrinsics for images of size
+    `hw`."""
     def __init__(self, K1, K2, R, t, hw):
         self.K1, self.K2, self.R, self.t = _t(K1), _t(K2), _t(R), _t(t)
         self.hw = (int(hw[0]), int(hw[1]))
         shapes = [self.K1.shape[:-2], self.K2.shape[:-2], self.R.shape[:-2], self.t.shape[:-1]]
-        if self.K1.shape[-2:] != (3, 3) or self.K2.shape[-2:] != (3, 3) or self.R.shape[-2:] != (3, 3) or self.t.shape[-1] != 3 \
-           or len(set(shapes)) != 1 or len(shapes[0]) > 1:
-            raise ValueError(f"StereoCalib wants K1, K2, R of shape (3,3) or (B,3,3) and t (3,) or (B,3); got "
-                             f"{tuple(self.K1.shape)}, {tuple(self.K2.shape)}, {tuple(self.R.shape)}, {tuple(self.t.shape)}")
+        if (
+            self.K1.shape[-2:] != (3, 3)
+            or self.K2.shape[-2:] != (3, 3)
+            or self.R.shape[-2:] != (3, 3)
+            or self.t.shape[-1] != 3
+            or len(set(shapes)) != 1
+            or len(shapes[0]) > 1
+        ):
+            raise ValueError(
+                "StereoCalib wants K1, K2, R of shape (3,3) or (B,3,3) and t (3,) or (B,3); got "
+                f"{tuple(self.K1.shape)}, {tuple(self.K2.shape)}, {tuple(self.R.shape)}, {tuple(self.t.shape)}"
+            )
 
     @property
     def batched(self) -> bool: return self.t.ndim == 2
@@ -153,7 +179,8 @@ class StereoCalib:
         Rt = self.R.transpose(-1, -2)
         return self._new(self.K2, self.K1, Rt, -(Rt @ self.t[..., None])[..., 0])
     def hflip(self) -> 'StereoCalib':
-        "The rig of both images mirrored left-right, roles swapped (camera 1 = mirrored camera 2), so camera 1 stays the left one."
+        """The rig of both images mirrored left-right, roles swapped (camera 1 = mirrored camera 2), so camera 1 stays
+        the left one."""
         s = self.swap()
         M = torch.diag(torch.tensor([-1., 1., 1.], dtype=self.dtype, device=self.device))
         W = self.hw[1]
@@ -168,8 +195,11 @@ class StereoCalib:
     def collate(calibs) -> 'StereoCalib':
         "Stack unbatched rigs of one image size into a batched rig (use in a DataLoader's `collate_fn`)."
         calibs = list(calibs)
-        if len({c.hw for c in calibs}) != 1: raise ValueError(f"cannot batch rigs of different image sizes: {sorted({c.hw for c in calibs})}")
-        return StereoCalib(*(torch.stack([getattr(c, k) for c in calibs]) for k in ('K1', 'K2', 'R', 't')), calibs[0].hw)
+        if len({c.hw for c in calibs}) != 1:
+            raise ValueError(f"cannot batch rigs of different image sizes: {sorted({c.hw for c in calibs})}")
+        return StereoCalib(
+            *(torch.stack([getattr(c, k) for c in calibs]) for k in ('K1', 'K2', 'R', 't')), calibs[0].hw
+        )
     def __repr__(self):
         b = f"batch={len(self)}, " if self.batched else ""
         fx = self.K1[..., 0, 0].flatten()[0].item()
@@ -196,13 +226,15 @@ def _hw(d:dict, path, hw):
     return tuple(hw)
 
 def _from_projections(P1:np.ndarray, P2:np.ndarray, hw) -> StereoCalib:
-    "The rig of two rectified projection matrices P_i = K_i [I | t_i] (OpenCV's stereoRectify, KITTI's P2/P3): X2 = X1 + t2 - t1."
+    """The rig of two rectified projection matrices P_i = K_i [I | t_i] (OpenCV's stereoRectify, KITTI's P2/P3): X2 = X1
+    + t2 - t1."""
     K1, K2 = P1[:, :3], P2[:, :3]
     return StereoCalib(K1, K2, np.eye(3), np.linalg.solve(K2, P2[:, 3]) - np.linalg.solve(K1, P1[:, 3]), hw)
 
 def read_stereo_calib(path,
                       hw=None) -> StereoCalib:   # (H, W) for files that hold no image size (KITTI stereo's P2/P3 files)
-    "A rig from a `calib.json` (K1/K2/R/t, fx/fy/cx/cy/baseline, or OpenCV's P1/P2), a KITTI `calib_cam_to_cam.txt`, a KITTI stereo 2012/2015 calibration file (P2:, P3:) or a KITTI date folder."
+    """A rig from a `calib.json` (K1/K2/R/t, fx/fy/cx/cy/baseline, or OpenCV's P1/P2), a KITTI `calib_cam_to_cam.txt`, a
+    KITTI stereo 2012/2015 calibration file (P2:, P3:) or a KITTI date folder."""
     path = Path(path)
     if path.is_dir(): return read_kitti_calib(path).stereo()
     if not path.is_file(): raise CalibError(f"calibration file not found: {path}")
@@ -214,13 +246,15 @@ def read_stereo_calib(path,
             return _from_projections(_arr(d, path, 'P1', (3, 4)), _arr(d, path, 'P2', (3, 4)), _hw(d, path, hw))
         if 'baseline' in d:                                          # a rectified rig with one set of intrinsics
             fx, fy, cx, cy, b = (float(_arr(d, path, k, ())) for k in ('fx', 'fy', 'cx', 'cy', 'baseline'))
-            if b <= 0: raise CalibError(f"{path}: key 'baseline' should be positive metres (camera 2 to the right), got {b}")
+            if b <= 0:
+                raise CalibError(f"{path}: key 'baseline' should be positive metres (camera 2 to the right), got {b}")
             K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
             return StereoCalib(K, K, np.eye(3), [-b, 0., 0.], _hw(d, path, hw))
         v = {k: _arr(d, path, k, s) for k, s in dict(K1=(3, 3), K2=(3, 3), R=(3, 3), t=(3,)).items()}
         return StereoCalib(v['K1'], v['K2'], v['R'], v['t'], _hw(d, path, hw))
     cc = read_calib_file(path)
-    if 'P_rect_02' not in cc and 'P2' in cc:                         # KITTI stereo 2012/2015: P0..P3 of the rectified cameras
+    # KITTI stereo 2012/2015: P0..P3 of the rectified cameras
+    if 'P_rect_02' not in cc and 'P2' in cc:
         P2, P3 = _get(cc, path, 'P2', 12, (3, 4)), _get(cc, path, 'P3', 12, (3, 4))
         if hw is None: raise CalibError(f"{path} holds no image size: pass the size of its images (hw)")
         return StereoCalib(P2[:, :3], P3[:, :3], np.eye(3), [(P3[0, 3] - P2[0, 3]) / P3[0, 0], 0., 0.], tuple(hw))
@@ -230,7 +264,8 @@ def read_stereo_calib(path,
 
 # %% ../nbs/00_geometry.ipynb #3d3e539f
 def inv3x3(M:torch.Tensor) -> torch.Tensor:
-    "Inverse of 3x3 matrices (..., 3, 3) by the adjugate: no host synchronisation, so it can be recorded in a CUDA graph."
+    """Inverse of 3x3 matrices (..., 3, 3) by the adjugate: no host synchronisation, so it can be recorded in a CUDA
+    graph."""
     a, b, c = M[..., 0, 0], M[..., 0, 1], M[..., 0, 2]
     d, e, f = M[..., 1, 0], M[..., 1, 1], M[..., 1, 2]
     g, h, i = M[..., 2, 0], M[..., 2, 1], M[..., 2, 2]
@@ -247,7 +282,9 @@ class PixelGrid(nn.Module):
     def forward(self, h:int, w:int, device=None, dtype=torch.float32) -> torch.Tensor:
         key = (h, w, str(device), dtype)
         if key not in self._cache:
-            v, u = torch.meshgrid(torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing='ij')
+            v, u = torch.meshgrid(
+                torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing='ij'
+            )
             self._cache[key] = torch.stack([u.flatten(), v.flatten(), torch.ones(h * w, device=device, dtype=dtype)])
         return self._cache[key]
 
@@ -260,7 +297,8 @@ class BackprojectDepth(nn.Module):
         return rays * depth.reshape(B, 1, h * w)
 
 class Project3D(nn.Module):
-    "Camera points (B,3,N), K (B,3,3) or (3,3) -> pixels (B,2,N) and depth z (B,1,N); z is clamped to `eps` before dividing."
+    """Camera points (B,3,N), K (B,3,3) or (3,3) -> pixels (B,2,N) and depth z (B,1,N); z is clamped to `eps` before
+    dividing."""
     def __init__(self, eps:float=1e-3): super().__init__(); self.eps = eps
     def forward(self, X:torch.Tensor, K:torch.Tensor):
         p = K.to(X.dtype) @ X
@@ -291,14 +329,16 @@ def warp_coords(depth:torch.Tensor,  # (B,1,H,W) camera-z depth of the target vi
                 src_hw,              # (Hs, Ws) of the source image
                 min_depth:float=1e-3 # points closer than this to the source camera are invalid
                ):
-    "Where target pixels land in the source camera: `(X_src (B,3,H*W) metres, grid (B,H,W,2) for grid_sample(align_corners=True), valid (B,1,H,W))`."
+    """Where target pixels land in the source camera: `(X_src (B,3,H*W) metres, grid (B,H,W,2) for
+    grid_sample(align_corners=True), valid (B,1,H,W))`."""
     B, _, h, w = depth.shape
     Hs, Ws = src_hw
     X = backproject(depth, K_tgt)
     X = R.to(X.dtype) @ X + t.to(X.dtype)[..., None]
     uv, z = project(X, K_src)
     u, v = uv[:, 0], uv[:, 1]
-    e = 1e-3                                # round-off of lifting and projecting a pixel is far below a thousandth of a pixel
+    # round-off of lifting and projecting a pixel is far below a thousandth of a pixel
+    e = 1e-3
     valid = (z[:, 0] > min_depth) & (u >= -e) & (u <= Ws - 1 + e) & (v >= -e) & (v <= Hs - 1 + e)
     grid = torch.stack([2 * u / max(Ws - 1, 1) - 1, 2 * v / max(Hs - 1, 1) - 1], -1).reshape(B, h, w, 2)
     return X, grid, valid.reshape(B, 1, h, w)
@@ -312,7 +352,8 @@ def inverse_warp(src:torch.Tensor,    # (B,C,Hs,Ws) source image (or any map) to
                  padding_mode:str='zeros', # grid_sample padding for samples outside src
                  min_depth:float=1e-3 # points closer than this to the source camera are invalid
                 ):
-    "Sample `src` where each target pixel lands in the source camera: returns `(warped (B,C,H,W), valid (B,1,H,W) bool)`."
+    """Sample `src` where each target pixel lands in the source camera: returns `(warped (B,C,H,W), valid (B,1,H,W)
+    bool)`."""
     check_shapes(src=(src, 'B,C,Hs,Ws'), depth=(depth, 'B,1,H,W'))
     dt = src.dtype if src.is_floating_point() else depth.dtype
     _, grid, valid = warp_coords(depth.to(dt), K_tgt, K_src, R, t, src.shape[-2:], min_depth)
@@ -328,7 +369,9 @@ def cross_view_depth(depth1:torch.Tensor,  # (B,1,H,W) depth of view 1, metres
     B, _, h, w = depth1.shape
     c = calib.resize((h, w))
     X2, grid, valid = warp_coords(depth1, c.K1, c.K2, c.R, c.t, (h, w))
-    d2 = F.grid_sample(depth2, grid.to(depth2.dtype), mode='bilinear', padding_mode='border', align_corners=True).reshape(B, 1, h * w)
+    d2 = F.grid_sample(
+        depth2, grid.to(depth2.dtype), mode='bilinear', padding_mode='border', align_corners=True
+    ).reshape(B, 1, h * w)
     Y2 = X2 * (d2 / X2[:, 2:3].clamp(min=1e-3))
     Rt = c.R.to(X2.dtype).transpose(-1, -2)
     d1_hat = (Rt @ (Y2 - c.t.to(X2.dtype)[..., None]))[:, 2:3].reshape(B, 1, h, w)
@@ -347,7 +390,8 @@ def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y
     pts = np.asarray(points)
     if pts.ndim != 2 or pts.shape[1] not in (3, 4):
         raise ValueError(f"velodyne points should be an (N,3) or (N,4) array, got shape {pts.shape}")
-    if rounding not in ('nearest', 'devkit'): raise ValueError(f"rounding should be 'nearest' or 'devkit', got {rounding!r}")
+    if rounding not in ('nearest', 'devkit'):
+        raise ValueError(f"rounding should be 'nearest' or 'devkit', got {rounding!r}")
     H, W = hw or calib.sizes[cam]
     Xh = np.concatenate([pts[:, :3].astype(np.float64), np.ones((len(pts), 1))], 1)
     p = Xh @ calib.velo_to_image(cam).T                               # (N,3) homogeneous pixels
@@ -360,7 +404,8 @@ def velodyne_to_depth(points,             # (N,3) or (N,4) velodyne points (x, y
     return scatter_nearest(v[inside] * W + u[inside], z[inside], (H, W))
 
 def scatter_nearest(idx:np.ndarray, z:np.ndarray, hw) -> np.ndarray:
-    "Sparse depth map (H,W) float32 with depth `z` at flat pixel indices `idx`; where several land on one pixel the nearest wins."
+    """Sparse depth map (H,W) float32 with depth `z` at flat pixel indices `idx`; where several land on one pixel the
+    nearest wins."""
     depth = np.full(hw[0] * hw[1], np.inf, np.float32)
     np.minimum.at(depth, idx, np.asarray(z, np.float32))               # unbuffered: every point is compared
     depth[np.isinf(depth)] = 0
@@ -369,5 +414,6 @@ def scatter_nearest(idx:np.ndarray, z:np.ndarray, hw) -> np.ndarray:
 def read_velodyne(path) -> np.ndarray:
     "A KITTI velodyne `.bin` scan as an (N,4) float32 array (x, y, z, reflectance)."
     a = np.fromfile(path, dtype=np.float32)
-    if a.size % 4: raise ValueError(f"{path}: size {a.size * 4} bytes is not a whole number of (x,y,z,r) float32 points")
+    if a.size % 4:
+        raise ValueError(f"{path}: size {a.size * 4} bytes is not a whole number of (x,y,z,r) float32 points")
     return a.reshape(-1, 4)

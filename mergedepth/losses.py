@@ -19,7 +19,8 @@ from .geometry import StereoCalib, inverse_warp, cross_view_depth, warp_coords, 
 
 # %% ../nbs/02_losses.ipynb #8d5a0a4b
 def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None) -> torch.Tensor:
-    "Mean of `x` over `mask` (optionally weighted), 0 (with a graph) when the mask is empty; NaNs outside the mask are ignored."
+    """Mean of `x` over `mask` (optionally weighted), 0 (with a graph) when the mask is empty; NaNs outside the mask are
+    ignored."""
     mask = mask.expand_as(x)
     w = mask.to(x.dtype) if weight is None else torch.where(mask, weight.expand_as(x).to(x.dtype), 0.)
     return torch.where(mask, x, 0.).mul(w).sum() / w.sum().clamp(min=1e-12)
@@ -27,12 +28,14 @@ def masked_mean(x:torch.Tensor, mask:torch.Tensor, weight:torch.Tensor|None=None
 # %% ../nbs/02_losses.ipynb #4ce24944
 def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
                     gt:torch.Tensor,     # (B,1,H,W) lidar depth, metres, 0 = no measurement
-                    kind:str='l2',       # 'l2' (the seed's), 'l1', 'berhu' (on depth / max_depth) or 'log' (l1 on log depth)
+                    # 'l2' (the seed's), 'l1', 'berhu' (on depth / max_depth) or 'log' (l1 on log depth)
+                    kind:str='l2',
                     drop_p:float=0.0,    # drop each lidar point with this probability
                     max_depth:float=120.,# depths are divided by this
                    ) -> torch.Tensor:
     "Loss between predicted depth and sparse lidar depth where lidar exists; 0 for a batch without any point."
-    if kind not in ('l2', 'l1', 'berhu', 'log'): raise ValueError(f"kind should be 'l2', 'l1', 'berhu' or 'log', got {kind!r}")
+    if kind not in ('l2', 'l1', 'berhu', 'log'):
+        raise ValueError(f"kind should be 'l2', 'l1', 'berhu' or 'log', got {kind!r}")
     check_shapes(pred=(pred, 'B,1,h,w'), gt=(gt, 'B,1,H,W'))
     if pred.shape[-2:] != gt.shape[-2:]:
         pred = F.interpolate(pred, size=gt.shape[-2:], mode='bilinear', align_corners=False)
@@ -51,20 +54,26 @@ def supervised_loss(pred:torch.Tensor,   # (B,1,h,w) predicted depth, metres
 
 # %% ../nbs/02_losses.ipynb #377a9e90
 class _Box3(torch.autograd.Function):
-    "3x3 box filter as a depthwise convolution; its gradient is the same filter over the zero-padded gradient (a full convolution)."
+    """3x3 box filter as a depthwise convolution; its gradient is the same filter over the zero-padded gradient (a full
+    convolution)."""
     @staticmethod
     def forward(ctx, z): return F.conv2d(z, z.new_full((z.shape[1], 1, 3, 3), 1 / 9), groups=z.shape[1])
     @staticmethod
     def backward(ctx, g): return F.conv2d(g, g.new_full((g.shape[1], 1, 3, 3), 1 / 9), padding=2, groups=g.shape[1])
 
 def box3(z:torch.Tensor) -> torch.Tensor:
-    "Mean of every 3x3 window of each channel: (B,C,H,W) -> (B,C,H-2,W-2). `avg_pool2d` on a GPU; on a CPU a depthwise convolution with its own backward, 7x faster there than PyTorch's CPU pooling with its backward (13 against 95 ms for 2x15x194x642)."
+    """Mean of every 3x3 window of each channel: (B,C,H,W) -> (B,C,H-2,W-2). `avg_pool2d` on a GPU; on a CPU a depthwise
+    convolution with its own backward, 7x faster there than PyTorch's CPU pooling with its backward (13 against 95 ms
+    for 2x15x194x642)."""
     return F.avg_pool2d(z, 3, 1) if z.is_cuda else _Box3.apply(z)
 
 def ssim(x:torch.Tensor, y:torch.Tensor, C1:float=0.01 ** 2, C2:float=0.03 ** 2) -> torch.Tensor:
-    "SSIM map (B,C,H,W) of two images in [0,1] over 3x3 windows (reflection padding), as in monodepth (Wang et al. 2004, eq. 13)."
+    """SSIM map (B,C,H,W) of two images in [0,1] over 3x3 windows (reflection padding), as in monodepth (Wang et al.
+    2004, eq. 13)."""
     C = x.shape[1]                                         # the five local means in one filtering pass
-    mx, my, xx, yy, xy = box3(F.pad(torch.cat([x, y, x * x, y * y, x * y], 1), (1, 1, 1, 1), mode='reflect')).split(C, 1)
+    mx, my, xx, yy, xy = box3(F.pad(torch.cat([x, y, x * x, y * y, x * y], 1), (1, 1, 1, 1), mode='reflect')).split(
+        C, 1
+    )
     sx, sy, sxy = xx - mx ** 2, yy - my ** 2, xy - mx * my
     return ((2 * mx * my + C1) * (2 * sxy + C2)) / ((mx ** 2 + my ** 2 + C1) * (sx + sy + C2))
 
@@ -77,14 +86,20 @@ def photometric_error(a:torch.Tensor, b:torch.Tensor, ssim_weight:float=0.85) ->
 
 def _up(depth:torch.Tensor, hw) -> torch.Tensor:
     "`depth` bilinearly resized to `hw` (unchanged when it has that size)."
-    return depth if depth.shape[-2:] == tuple(hw) else F.interpolate(depth, size=tuple(hw), mode='bilinear', align_corners=False)
+    return (
+        depth
+        if depth.shape[-2:] == tuple(hw)
+        else F.interpolate(depth, size=tuple(hw), mode='bilinear', align_corners=False)
+    )
 
 def reconstruct(img2:torch.Tensor, depth1:torch.Tensor, calib:StereoCalib, hw=None):
-    "View 1 rebuilt from `img2` through `depth1` (upsampled to `hw`, default img2's size): `(image (B,C,H,W), valid (B,1,H,W))`."
+    """View 1 rebuilt from `img2` through `depth1` (upsampled to `hw`, default img2's size): `(image (B,C,H,W), valid
+    (B,1,H,W))`."""
     hw = tuple(hw or img2.shape[-2:])
     depth1 = _up(depth1, hw)
     c1, c2 = calib.resize(hw), calib.resize(img2.shape[-2:])
-    return inverse_warp(img2, depth1, c1.K1, c2.K2, calib.R, calib.t, padding_mode='border')   # valid masks the outside; border keeps edge pixels exact
+    # valid masks the outside; border keeps edge pixels exact
+    return inverse_warp(img2, depth1, c1.K1, c2.K2, calib.R, calib.t, padding_mode='border')
 
 def row_weights(h:int, device=None, dtype=torch.float32) -> torch.Tensor:
     "The seed's row weights exp(1 - y/H) - 1 for y = 0..H-1, shape (1,1,H,1)."
@@ -98,7 +113,8 @@ def reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
                         ssim_weight:float=0.85,
                         row_weighting:bool=False,
                         occlusion:bool=True): # leave out pixels that view 2 cannot see (`occlusion_mask`)
-    "Photometric error between view 1 and view 1 rebuilt from view 2 through `depth1`, over the valid (and visible) pixels."
+    """Photometric error between view 1 and view 1 rebuilt from view 2 through `depth1`, over the valid (and visible)
+    pixels."""
     check_shapes(img1=(img1, 'B,C,H,W'), img2=(img2, 'B,C,Hs,Ws'), depth1=(depth1, 'B,1,h,w'))
     depth1 = _up(depth1, img1.shape[-2:])
     warped, valid = reconstruct(img2, depth1, calib, img1.shape[-2:])
@@ -134,7 +150,8 @@ def consistency_map(depth1:torch.Tensor, depth2:torch.Tensor, calib:StereoCalib)
 def consistency_loss(depth1:torch.Tensor, # (B,1,H,W) depth of view 1, metres
                      depth2:torch.Tensor, # (B,1,H,W) depth of view 2, metres
                      calib:StereoCalib,   # the rig, camera 1 = the view of depth1
-                     weight:torch.Tensor|None=None): # optional per-pixel weights broadcastable to (B,1,H,W) (e.g. `row_weights`)
+                     # optional per-pixel weights broadcastable to (B,1,H,W) (e.g. `row_weights`)
+                     weight:torch.Tensor|None=None):
     "Relative L1 between depth1 and depth2 seen from camera 1, over the pixels of view 1 that land in view 2."
     return masked_mean(*consistency_map(depth1, depth2, calib), weight)
 
@@ -153,10 +170,12 @@ def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
 # %% ../nbs/02_losses.ipynb #542f5639
 def multiscale_reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
                                    img2:torch.Tensor,   # (B,3,H,W) view 2 in [0,1]
-                                   depths1:list,        # depth maps of view 1 at any sizes (e.g. the four decoder scales), metres
+                                   # depth maps of view 1 at any sizes (e.g. the four decoder scales), metres
+                                   depths1:list,
                                    calib:StereoCalib,   # the rig, camera 1 = the view explained
                                    level:int=0,         # compare the images at 1/2**level of their size
-                                   **kwargs):           # to `reconstruction_loss` (ssim_weight, row_weighting, occlusion)
+                                   # to `reconstruction_loss` (ssim_weight, row_weighting, occlusion)
+                                   **kwargs):
     "Mean of `reconstruction_loss` over the depth maps, each upsampled to the images' size (at pyramid `level`)."
     if level:
         hw = (max(img1.shape[-2] >> level, 1), max(img1.shape[-1] >> level, 1))
@@ -177,7 +196,8 @@ def _scales(d) -> list:
     return [*d] if isinstance(d, (list, tuple)) else [d]
 
 def supervised_term(dls, drs, batch, ctx, kind='log', drop_p=0., max_depth=120.,
-                    all_scales:bool=False):  # supervise every scale (each upsampled to the lidar's size), not only the finest
+                    # supervise every scale (each upsampled to the lidar's size), not only the finest
+                    all_scales:bool=False):
     "$S_L$, $S_R$: `supervised_loss` of each view's depth against its lidar (`left_gt`, `right_gt`)."
     sup = lambda ds, gt: (sum(supervised_loss(d, gt, kind, drop_p, max_depth) for d in ds) / len(ds) if all_scales
                           else supervised_loss(ds[0], gt, kind, drop_p, max_depth))
@@ -205,21 +225,26 @@ def weight_l1_term(dls, drs, batch, ctx) -> dict:
 
 @dataclass
 class Term:
-    "One term of the objective: `fn(dls, drs, batch, ctx) -> {name: scalar}` (the term is the sum of its parts) and its weight."
+    """One term of the objective: `fn(dls, drs, batch, ctx) -> {name: scalar}` (the term is the sum of its parts) and
+    its weight."""
     fn: Callable
     weight: float
     mean: bool = True    # True: one of the weighted mean's terms; False: added to it as weight x term
 
 class Objective:
-    "The training loss from named weighted terms: `objective(dl, dr, batch, **ctx) -> (loss, parts)`; weight-0 terms are left out."
+    """The training loss from named weighted terms: `objective(dl, dr, batch, **ctx) -> (loss, parts)`; weight-0 terms
+    are left out."""
     def __init__(self, terms:dict):   # {name: Term}, in the order they are computed and added
         self.terms = {k: t for k, t in terms.items() if t.weight > 0}
         if not any(t.mean for t in self.terms.values()):
             raise ValueError(f"no loss term: the weights are {', '.join(f'{k}={t.weight}' for k, t in terms.items())}")
 
-    def __call__(self, dl, dr,        # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
+    def __call__(
+                 # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
+                 self, dl, dr,
                  batch:dict,          # left, right (clean views), calib, and what the terms read (left_gt, right_gt)
-                 **ctx):              # what terms may need besides: level (photometric pyramid level), nets (the networks)
+                 # what terms may need besides: level (photometric pyramid level), nets (the networks)
+                 **ctx):
         dls, drs = _scales(dl), _scales(dr)
         parts, mean, added = {}, [], []
         for t in self.terms.values():
@@ -235,25 +260,45 @@ class Objective:
                alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., smooth=1e-3, reg=0.,
                kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True):
         "The objective of a training phase (the formula above) from its weights and options."
-        return cls(dict(
-            sup=Term(partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales),
-                     alpha if phase == 1 else lidar_in_phase2),
-            rec=Term(partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion), beta if phase == 2 else 0.),
-            con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
-            smooth=Term(smoothness_term, smooth, mean=False),
-            reg=Term(weight_l1_term, reg, mean=False)))
+        return cls(
+            dict(
+                sup=Term(
+                    partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales),
+                    alpha if phase == 1 else lidar_in_phase2,
+                ),
+                rec=Term(
+                    partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion), beta if phase == 2 else 0.0
+                ),
+                con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
+                smooth=Term(smoothness_term, smooth, mean=False),
+                reg=Term(weight_l1_term, reg, mean=False),
+            )
+        )
 
-def stereo_losses(dl, dr,             # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
-                  batch:dict,         # left, right (clean views), left_gt, right_gt, calib; optional left_input, right_input
+def stereo_losses(
+                  # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
+                  dl, dr,
+                  # left, right (clean views), left_gt, right_gt, calib; optional left_input, right_input
+                  batch:dict,
                   phase:int,          # 1: supervised + consistency; 2: reconstruction + consistency
                   level:int=0,        # image pyramid level of the photometric terms
                   **weights):         # `Objective.recipe`'s weights and options (alpha, beta, gamma, smooth, kind, ...)
-    "Weighted training loss of one batch and its parts (a dict of detached scalars): `Objective.recipe(phase, **weights)` applied once."
+    """Weighted training loss of one batch and its parts (a dict of detached scalars): `Objective.recipe(phase,
+    **weights)` applied once."""
     return Objective.recipe(phase, **weights)(dl, dr, batch, level=level)
 
 # %% ../nbs/02_losses.ipynb #5919f6cf
-def plane_sweep_depth(img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib, n:int=96, dmin:float=3., dmax:float=80., win:int=9):
-    "Winner-take-all stereo depth (B,1,H,W) of view 1 by sweeping `n` fronto-parallel planes (uniform in inverse depth) through view 2."
+def plane_sweep_depth(
+    img1:torch.Tensor,
+    img2:torch.Tensor,
+    calib:StereoCalib,
+    n:int=96,
+    dmin:float=3.0,
+    dmax:float=80.0,
+    win:int=9,
+):
+    """Winner-take-all stereo depth (B,1,H,W) of view 1 by sweeping `n` fronto-parallel planes (uniform in inverse
+    depth) through view 2."""
     c = calib.resize(img1.shape[-2:])
     best, best_d = None, None
     for inv in torch.linspace(1 / dmax, 1 / dmin, n):

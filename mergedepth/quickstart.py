@@ -16,7 +16,8 @@ from .synth import make_synth
 from .io import read_split, read_depth, read_image
 from .train import train
 from .infer import infer_stereo
-from .evaluate import evaluate_folders, compute_depth_metrics, format_table, METRICS, best_constant, row_prior, baseline_abs_rel
+from .evaluate import evaluate_folders, compute_depth_metrics, format_table, METRICS, best_constant
+from .evaluate import row_prior, baseline_abs_rel
 
 # %% ../nbs/08_quickstart.ipynb #53ddcb25
 def _link_subset(data:Path, frames, dst:Path):
@@ -36,9 +37,11 @@ def save_examples(path, pairs, n:int=3, vmax:float=60.):
     fig = Figure(figsize=(13, 1.6 * n + 0.4)); ax = fig.subplots(n, 3, squeeze=False)
     for i, (img, pred, gt, name) in enumerate(pairs[:n]):
         ax[i, 0].imshow(img); ax[i, 0].set_title(f'test scene {name}', fontsize=7)
-        ax[i, 1].imshow(pred, cmap='turbo_r', vmin=0, vmax=vmax); ax[i, 1].set_title(f'predicted depth (0-{vmax:g} m)', fontsize=7)
+        ax[i, 1].imshow(pred, cmap='turbo_r', vmin=0, vmax=vmax)
+        ax[i, 1].set_title(f'predicted depth (0-{vmax:g} m)', fontsize=7)
         v, u = np.nonzero(gt)
-        ax[i, 2].imshow(img, alpha=0.35); sc = ax[i, 2].scatter(u, v, c=(pred[v, u] - gt[v, u]) / gt[v, u], s=1, cmap='coolwarm', vmin=-0.5, vmax=0.5)
+        ax[i, 2].imshow(img, alpha=0.35)
+        sc = ax[i, 2].scatter(u, v, c=(pred[v, u] - gt[v, u]) / gt[v, u], s=1, cmap='coolwarm', vmin=-0.5, vmax=0.5)
         ax[i, 2].set_title('relative error at the lidar points', fontsize=7)
     for a in ax.ravel(): a.axis('off')
     fig.colorbar(sc, ax=ax[:, 2].tolist(), fraction=0.02)
@@ -54,16 +57,26 @@ def _write_report(out:Path, res:dict, res1:dict, summary:dict):
         if p.stem.endswith('_color'): continue
         rel = p.relative_to(out/'predictions'/'left')
         img = (read_image(out/'test'/'left'/rel).permute(1, 2, 0).numpy())
-        pairs.append((img, read_depth(p), read_depth((out/'test'/'gt'/rel).with_suffix('.npy')), str(rel.with_suffix(''))))
+        pairs.append(
+            (img, read_depth(p), read_depth((out / 'test' / 'gt' / rel).with_suffix('.npy')), str(rel.with_suffix('')))
+        )
     save_examples(rep/'examples.png', pairs)
-    table = '\n'.join(['| model | ' + ' | '.join(METRICS) + ' |', '|---' * (len(METRICS) + 1) + '|']
-                      + [f"| {n} | " + ' | '.join(f"{m[k]:.3f}" for k in METRICS) + ' |' for n, m in (('phase 1', res1['mean']), ('phase 1 + phase 2', res['mean']))])
-    (rep/'report.md').write_text(f"# mergedepth quick start\n\n{res['n_images']} unseen synthetic test scenes, left view, lidar ground truth, "
-        f"80 m cap, no crop, metrics averaged per image.\n\n{table}\n\nBest constant depth: {cst['fitted_on_train']:.2f} m (fitted on the training "
-        f"lidar) gives abs_rel {cst['abs_rel']:.3f}; the best constant for the test set itself ({cst['oracle_on_test']:.2f} m) gives "
-        f"{cst['oracle_abs_rel']:.3f}; the best depth per image row, fitted on the training lidar, gives {summary['row_prior_abs_rel']:.3f}.\n\n"
-        f"![curves, phase 1](curves_phase1.png)\n\n![curves, phase 2](curves_phase2.png)\n\n![examples](examples.png)\n\n"
-        f"Run time {summary['seconds']:.0f} s; {summary['steps']['phase1']} + {summary['steps']['phase2']} training steps.\n")
+    table = '\n'.join(
+        ['| model | ' + ' | '.join(METRICS) + ' |', '|---' * (len(METRICS) + 1) + '|']
+        + [
+            f"| {n} | " + ' | '.join(f"{m[k]:.3f}" for k in METRICS) + ' |'
+            for n, m in (('phase 1', res1['mean']), ('phase 1 + phase 2', res['mean']))
+        ]
+    )
+    (rep / 'report.md').write_text(
+        f"# mergedepth quick start\n\n{res['n_images']} unseen synthetic test scenes, left view, lidar ground truth, 80"
+        f" m cap, no crop, metrics averaged per image.\n\n{table}\n\nBest constant depth: {cst['fitted_on_train']:.2f}"
+        f" m (fitted on the training lidar) gives abs_rel {cst['abs_rel']:.3f}; the best constant for the test set"
+        f" itself ({cst['oracle_on_test']:.2f} m) gives {cst['oracle_abs_rel']:.3f}; the best depth per image row,"
+        f" fitted on the training lidar, gives {summary['row_prior_abs_rel']:.3f}.\n\n![curves, phase"
+        " 1](curves_phase1.png)\n\n![curves, phase 2](curves_phase2.png)\n\n![examples](examples.png)\n\nRun time"
+        f" {summary['seconds']:.0f} s; {summary['steps']['phase1']} + {summary['steps']['phase2']} training steps.\n"
+    )
 
 def quickstart(output_dir='quickstart', # everything goes here
                device='auto',           # auto, cpu, cuda
@@ -96,18 +109,31 @@ def quickstart(output_dir='quickstart', # everything goes here
     res1 = evaluate_folders(ph1/'left', out/'test'/'gt', crop=None, progress=False)
     cap = lambda g: np.where(g < 80, g, 0)                          # the points the metrics count (80 m cap)
     train_split = set(read_split(data/'splits'/'train.txt'))
-    train_gt = [cap(read_depth(p)) for p in sorted((data/'left_gt').rglob('*.npy')) if (p.parent.name, p.stem) in train_split]
+    train_gt = [
+        cap(read_depth(p)) for p in sorted((data / 'left_gt').rglob('*.npy')) if (p.parent.name, p.stem) in train_split
+    ]
     test_gt = [cap(read_depth(p)) for p in sorted((out/'test'/'gt').rglob('*.npy'))]
     c_train, c_test = best_constant(train_gt), best_constant(test_gt)
     const = {'train': baseline_abs_rel(test_gt, c_train), 'test': baseline_abs_rel(test_gt, c_test)}
     row_abs = baseline_abs_rel(test_gt, row_prior(train_gt))         # depth per image row, fitted on the training lidar
-    summary = dict(n_test=res['n_images'], metrics_phase2=res['mean'], metrics_phase1=res1['mean'], row_prior_abs_rel=row_abs,
-                   constant_depth=dict(fitted_on_train=c_train, abs_rel=const['train'], oracle_on_test=c_test, oracle_abs_rel=const['test']),
-                   seconds=time.time() - t0, steps=dict(phase1=r1['step'], phase2=r2['step']))
+    summary = dict(
+        n_test=res['n_images'],
+        metrics_phase2=res['mean'],
+        metrics_phase1=res1['mean'],
+        row_prior_abs_rel=row_abs,
+        constant_depth=dict(
+            fitted_on_train=c_train, abs_rel=const['train'], oracle_on_test=c_test, oracle_abs_rel=const['test']
+        ),
+        seconds=time.time() - t0,
+        steps=dict(phase1=r1['step'], phase2=r2['step']),
+    )
     _write_report(out, res, res1, summary)
     say("done")
-    print(f"\nabs_rel on the unseen test scenes: {res['mean']['abs_rel']:.3f} after phase 2 ({res1['mean']['abs_rel']:.3f} after phase 1); "
-          f"best constant depth: {const['train']:.3f} (fitted on training), {const['test']:.3f} (oracle on test); row prior: {row_abs:.3f}")
+    print(
+        f"\nabs_rel on the unseen test scenes: {res['mean']['abs_rel']:.3f} after phase 2"
+        f" ({res1['mean']['abs_rel']:.3f} after phase 1); best constant depth: {const['train']:.3f} (fitted on"
+        f" training), {const['test']:.3f} (oracle on test); row prior: {row_abs:.3f}"
+    )
     print(format_table(res))
     print(f"\nreport:      {rep/'report.md'} (metrics.json, curves_phase1.png, curves_phase2.png, examples.png)\n"
           f"models:      {out/'phase2'/'models'} (phase 1: {out/'phase1'/'models'})\n"
@@ -130,9 +156,20 @@ def quickstart_cli(output_dir:str='quickstart', # folder for everything (created
     "The whole mergedepth loop on synthetic stereo scenes, sized for a laptop CPU; prints where the report is."
     from mergedepth.io import cli_errors, cli_fail
     with cli_errors('mergedepth_quickstart', debug):
-        if height < 32 or width < 32 or height % 32 or width % 32: cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
-        for name, v in (('--drives', drives), ('--frames', frames), ('--epochs1', epochs1), ('--epochs2', epochs2), ('--batch_size', batch_size)):
+        if height < 32 or width < 32 or height % 32 or width % 32:
+            cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
+        for name, v in (
+            ('--drives', drives),
+            ('--frames', frames),
+            ('--epochs1', epochs1),
+            ('--epochs2', epochs2),
+            ('--batch_size', batch_size),
+        ):
             if v < 1: cli_fail(f"{name} must be at least 1, got {v}")
-        if frames < 6: cli_fail(f"--frames must be at least 6 (of every six frames of a drive, the fifth is a validation and the sixth a test scene), got {frames}")
+        if frames < 6:
+            cli_fail(
+                "--frames must be at least 6 (of every six frames of a drive, the fifth is a validation and the sixth"
+                f" a test scene), got {frames}"
+            )
         if Path(output_dir).is_file(): cli_fail(f"--output_dir {output_dir} is a file")
         quickstart(output_dir, device, height, width, encoder, drives, frames, epochs1, epochs2, batch_size, seed=seed)

@@ -1,5 +1,5 @@
 "The installed package matches settings.ini (version, console scripts); README and docs links resolve; the docs build without Quarto."
-import configparser, importlib
+import configparser, importlib, json
 from pathlib import Path
 import mergedepth
 
@@ -72,3 +72,22 @@ def test_imports_point_down():
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or '').startswith('mergedepth')):
                 dep = (node.module or '').split('.')[-1]
                 if dep in FLOORS: assert FLOORS[dep] < FLOORS[m], f"{m} (floor {FLOORS[m]}) imports {dep} (floor {FLOORS[dep]})"
+
+def test_library_lines_fit():
+    "No library line is longer than 120 characters, those nbdev writes (a notebook's subtitle, `__all__`) aside."
+    long = [f'{p.name}:{i}' for p in sorted((ROOT/'mergedepth').glob('*.py')) if p.name != '_modidx.py'
+            for i, l in enumerate(p.read_text().splitlines(), 1) if len(l) > 120 and not (i == 1 and l.startswith('"""')) and not l.startswith('__all__')]
+    assert not long, f"{len(long)} lines over 120 characters: {long[:10]}"
+
+def test_every_export_has_an_example():
+    "Each exported cell (imports aside) is followed by a code cell that is not exported, at most a paragraph in between."
+    lonely = []
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        cells = [(c['cell_type'], ''.join(c['source'])) for c in json.loads(nb.read_text())['cells']]
+        for i, (kind, src) in enumerate(cells):
+            body = [l for l in src.splitlines() if l.strip() and not l.startswith('#|')]
+            if kind != 'code' or not src.startswith('#| export') or all(l.startswith(('import ', 'from ')) for l in body):
+                continue
+            nxt = [s for k, s in cells[i + 1:i + 3] if k == 'code'][:1]
+            if not nxt or nxt[0].startswith('#| export'): lonely.append(f'{nb.name}: {body[0][:60]}')
+    assert not lonely, lonely
