@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/mergedepth-tests.XXXXXX"); export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 nbdev_test --timing
-rc=0; python3 -m pytest tests -q "$@" || rc=$?
+rc=0; python3 -m pytest tests -q --durations=10 "$@" || rc=$?
 [ "$rc" -eq 5 ] && { echo "pytest: no tests collected"; exit 1; }
 exit $rc
