@@ -147,54 +147,58 @@ def resize_depth(pred:np.ndarray, hw) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(pred, dtype=np.float32))[None, None]
     return F.interpolate(t, size=tuple(hw), mode='bilinear', align_corners=False)[0, 0].numpy()
 
-def evaluate_folders(
-    pred_dir,
-    gt_dir,
-    crop='garg',
-    min_depth:float=1e-3,
-    max_depth:float=80.0,
-    median_scaling:bool=False,
-    allow_missing:bool=False,
-    caps=(80.0, 50.0),
-    progress:bool=True,
-    split=None,
-    # resize predictions of another aspect ratio too (default: refuse them, > 5 % off)
-    stretch:bool=False,
-    view:str='left',  # which view's ground truth when gt_dir is a whole data folder
-    # 'disparity': the ground truth is disparity (KITTI stereo 2012/2015); adds D1 and EPE
-    gt_kind:str='depth',
-    # the rig (StereoCalib or a rig file) that turns depth into disparity, with gt_kind='disparity'
-    calib=None,
-) -> dict:
+def _disparity_rig(calib, gts:dict):
+    "`rig_of(frame, hw)` for disparity ground truth: the rig given (or read), or KITTI stereo's per-frame files."
+    from mergedepth.geometry import read_stereo_calib
+    if calib is None: raise ValueError("disparity ground truth needs the rig (--calib) to turn depth into disparity")
+    if hasattr(calib, 'K1'): return lambda k, hw: calib
+    if not (Path(calib).is_dir() and not (Path(calib)/'calib_cam_to_cam.txt').is_file()):
+        rig = read_stereo_calib(calib); return lambda k, hw: rig
+    def rig_of(k, hw):                      # KITTI 2012/2015: <calib>/<frame>.txt for '<frame>_10', sized from the gt
+        f = Path(calib)/(re.sub(r'_1[01]$', '', Path(k).name) + '.txt')
+        if not f.is_file(): raise FileNotFoundError(f"no calibration for {gts[k]}: {f} is missing")
+        return read_stereo_calib(f, hw=hw)
+    return rig_of
+
+def _frame_row(k, gt_file, pred_file, rig_of, caps, max_depth, min_depth, crop, median_scaling, stretch) -> dict:
+    "The metrics of one frame at every cap (and D1 and EPE when `rig_of` is given: disparity ground truth)."
+    gt, pred = read_depth(gt_file), read_depth(pred_file)        # disparity in pixels with gt_kind='disparity'
+    if rig_of is not None:
+        r = rig_of(k, gt.shape).resize(gt.shape); fb = float(r.K1[0, 0]) * abs(float(r.t[0]))
+        gt_disp, gt = gt, _through_rig(gt, fb)                       # ground-truth depth from its disparity
+    if pred.ndim != 2: raise ValueError(f"{pred_file}: prediction of shape {pred.shape}")
+    ar_p, ar_g = pred.shape[1] / pred.shape[0], gt.shape[1] / gt.shape[0]
+    if not stretch and abs(ar_p / ar_g - 1) > 0.05:                  # 192x640 against KITTI's 375x1242 is 0.6 % off
+        raise ValueError(f"{pred_file} is {pred.shape[1]}x{pred.shape[0]} but its ground truth {gt_file} is "
+                         f"{gt.shape[1]}x{gt.shape[0]}: another aspect ratio (pass --stretch True to resize it anyway)")
+    pred = resize_depth(pred, gt.shape)
+    row = dict(frame=k)
+    if rig_of is not None: row.update(disparity_metrics(_through_rig(pred, fb), gt_disp))
+    for cap in caps:
+        m = compute_depth_metrics(pred, gt, min_depth, cap, crop, median_scaling)
+        row.update({(f'{n}' if cap == max_depth else f'{n}@{cap:g}'): v for n, v in m.items()})
+    return row
+
+def evaluate_folders(pred_dir, gt_dir, crop='garg', min_depth:float=1e-3, max_depth:float=80.,
+                     median_scaling:bool=False, allow_missing:bool=False, caps=(80., 50.), progress:bool=True,
+                     split=None,              # only the frames of this split file
+                     stretch:bool=False,      # resize predictions of another aspect ratio too (default: refuse them)
+                     view:str='left',         # which view's ground truth when gt_dir is a whole data folder
+                     gt_kind:str='depth',     # 'disparity': KITTI stereo 2012/2015 ground truth; adds D1 and EPE
+                     calib=None) -> dict:     # the rig (StereoCalib or a rig file) with gt_kind='disparity'
     """Metrics of every ground-truth file under `gt_dir` (or those of a `split` file) against the prediction of the same
     relative name under `pred_dir`."""
     pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
     gts, preds = gt_files(gt_dir, view), _depth_files(pred_dir)
     if gt_kind not in ('depth', 'disparity'):
         raise ValueError(f"gt_kind should be 'depth' or 'disparity', got {gt_kind!r}")
-    rig, per_frame = None, None
-    if gt_kind == 'disparity':
-        from mergedepth.geometry import read_stereo_calib
-        if calib is None:
-            raise ValueError("disparity ground truth needs the rig (--calib) to turn depth into disparity")
-        if hasattr(calib, 'K1'): rig = calib
-        # KITTI 2012/2015: one file a frame
-        elif Path(calib).is_dir() and not (Path(calib)/'calib_cam_to_cam.txt').is_file(): per_frame = Path(calib)
-        else: rig = read_stereo_calib(calib)
-    def rig_of(k, hw):
-        """The rig of frame k: the one given, or <calib>/<frame>.txt for '<frame>_10' (KITTI stereo's per-frame files,
-        sized from the ground truth)."""
-        if per_frame is None: return rig
-        f = per_frame/(re.sub(r'_1[01]$', '', Path(k).name) + '.txt')
-        if not f.is_file(): raise FileNotFoundError(f"no calibration for {gts[k]}: {f} is missing")
-        return read_stereo_calib(f, hw=hw)
+    rig_of = _disparity_rig(calib, gts) if gt_kind == 'disparity' else None
     if split is not None:
         keep = {f'{d}/{f}' for d, f in read_split(split)}
         gone = sorted(keep - set(gts))
         if gone:
-            raise FileNotFoundError(
-                f"{len(gone)} frame(s) of {split} have no ground truth under {gt_dir}, e.g. {gone[0]}"
-            )
+            raise FileNotFoundError(f"{len(gone)} frame(s) of {split} have no ground truth under {gt_dir}, "
+                                    f"e.g. {gone[0]}")
         gts = {k: v for k, v in gts.items() if k in keep}
     if not gts: raise FileNotFoundError(f"no ground-truth depth files (.npy, .png) under {gt_dir}")
     missing = [k for k in gts if k not in preds]
@@ -203,29 +207,9 @@ def evaluate_folders(
             f"{len(missing)} ground-truth frame(s) have no prediction in {pred_dir}, e.g. {missing[0]} "
             f"(expected {pred_dir/missing[0]}.png or .npy); use --allow_missing to skip them"
         )
-    rows = []
     caps = sorted({max_depth, *caps}, reverse=True)
-    for k in tqdm([k for k in gts if k in preds], desc='evaluating', disable=not progress):
-        # disparity in pixels with gt_kind='disparity' (the same PNG format)
-        gt = read_depth(gts[k])
-        pred = read_depth(preds[k])
-        if gt_kind == 'disparity':
-            r = rig_of(k, gt.shape).resize(gt.shape); fb = float(r.K1[0, 0]) * abs(float(r.t[0]))
-            gt_disp, gt = gt, _through_rig(gt, fb)                     # ground-truth depth from its disparity
-        if pred.ndim != 2: raise ValueError(f"{preds[k]}: prediction of shape {pred.shape}")
-        ar_p, ar_g = pred.shape[1] / pred.shape[0], gt.shape[1] / gt.shape[0]
-        if not stretch and abs(ar_p / ar_g - 1) > 0.05:          # 192x640 against KITTI's 375x1242 is 0.6 % off
-            raise ValueError(
-                f"{preds[k]} is {pred.shape[1]}x{pred.shape[0]} but its ground truth {gts[k]} is"
-                f" {gt.shape[1]}x{gt.shape[0]}: another aspect ratio (pass --stretch True to resize it anyway)"
-            )
-        pred = resize_depth(pred, gt.shape)
-        row = dict(frame=k)
-        if gt_kind == 'disparity': row.update(disparity_metrics(_through_rig(pred, fb), gt_disp))
-        for cap in caps:
-            m = compute_depth_metrics(pred, gt, min_depth, cap, crop, median_scaling)
-            row.update({(f'{n}' if cap == max_depth else f'{n}@{cap:g}'): v for n, v in m.items()})
-        rows.append(row)
+    rows = [_frame_row(k, gts[k], preds[k], rig_of, caps, max_depth, min_depth, crop, median_scaling, stretch)
+            for k in tqdm([k for k in gts if k in preds], desc='evaluating', disable=not progress)]
     mean = {}
     for key in rows[0] if rows else []:
         if key == 'frame': continue
@@ -257,6 +241,21 @@ def write_results(res:dict, output) -> tuple:
             w = csv.DictWriter(f, fieldnames=list(res['per_image'][0])); w.writeheader(); w.writerows(res['per_image'])
     return output, csv_path
 
+def _say_rounding(gt_dir) -> str|None:
+    "Say how the ground truth's lidar was projected (its prepared folder's record); warn where it is not KITTI's way."
+    rounding = lidar_rounding(gt_dir if (Path(gt_dir)/'left_imgs').is_dir() else Path(gt_dir).parent)  # D/prepared.json
+    if rounding is None:
+        print(f"ground truth: {gt_dir} is not in a prepared folder; its lidar rounding is unknown "
+              "(published KITTI tables use the devkit's)")
+    elif rounding == 'devkit':
+        print("ground truth: lidar projected with KITTI devkit rounding (round - 1), as in the published Eigen-split "
+              "tables")
+    else:
+        print(f"warning: the ground truth was projected with rounding '{rounding}', the published KITTI tables with "
+              "the devkit's (one pixel up and left): compare with them only after `mergedepth_prepare --rounding "
+              "devkit`", file=sys.stderr)
+    return rounding
+
 @call_parse
 def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png metres x 256, or .npy)
              gt_dir:str=None,             # folder of ground-truth depth maps, same relative names
@@ -266,17 +265,11 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
              median_scaling:bool_arg=False, # scale each prediction by median(gt)/median(pred)
              allow_missing:bool_arg=False,  # skip ground-truth frames without a prediction (counted)
              output:str='metrics.json',   # JSON summary; the per-image CSV goes beside it
-             # only the frames of this split file ('<drive> <frame>' lines, e.g. the Eigen test list)
-             split:str=None,
-             # resize predictions whose aspect ratio differs from the ground truth's (refused by default)
-             stretch:bool_arg=False,
-             # with --gt_dir a whole data folder (KITTI training or generic layout): left or right ground truth
-             view:str='left',
-             # depth, or disparity (KITTI stereo 2012/2015 disp_occ_0/disp_noc_0): then D1 and EPE too
-             gt_kind:str='depth',
-             # the rig that turns depth into disparity (--gt_kind disparity): a rig file, a KITTI date folder, or a
-             # folder of per-frame files (KITTI stereo's calib)
-             calib:str=None,
+             split:str=None,              # only the frames of this split file ('<drive> <frame>' lines)
+             stretch:bool_arg=False,      # resize predictions of another aspect ratio too (refused by default)
+             view:str='left',             # with --gt_dir a whole data folder: its left or right ground truth
+             gt_kind:str='depth',         # depth, or disparity (KITTI stereo 2012/2015): then D1 and EPE too
+             calib:str=None,              # for --gt_kind disparity: a rig file, a KITTI date folder, per-frame files
              debug:bool_arg=False):       # show the traceback of an error
     "Score predicted depth maps against ground truth with the KITTI metrics (per image, then averaged)."
     with cli_errors('mergedepth_eval', debug):
@@ -296,25 +289,7 @@ def eval_cli(pred_dir:str=None,           # folder of predicted depth maps (.png
             pred_dir, gt_dir, None if str(crop).lower() == 'none' else crop, min_depth, max_depth, median_scaling,
             allow_missing, split=split, stretch=stretch, view=view, gt_kind=gt_kind, calib=calib,
         )
-    # D/left_gt -> D/prepared.json
-    rounding = lidar_rounding(gt_dir if (Path(gt_dir)/'left_imgs').is_dir() else Path(gt_dir).parent)
-    res['gt_rounding'] = rounding
-    if rounding is None:
-        print(
-            f"ground truth: {gt_dir} is not in a prepared folder; its lidar rounding is unknown (published KITTI tables"
-            " use the devkit's)"
-        )
-    elif rounding == 'devkit':
-        print(
-            "ground truth: lidar projected with KITTI devkit rounding (round - 1), as in the published Eigen-split"
-            " tables"
-        )
-    else:
-        print(
-            f"warning: the ground truth was projected with rounding '{rounding}', the published KITTI tables with the"
-            " devkit's (one pixel up and left): compare with them only after `mergedepth_prepare --rounding devkit`",
-            file=sys.stderr,
-        )
+    res['gt_rounding'] = _say_rounding(gt_dir)
     print(f"{res['n_images']} image(s), crop {res['crop']}, metrics averaged per image"
           + (f"; {res['n_missing']} ground-truth frame(s) without prediction skipped" if res['n_missing'] else ''))
     print(format_table(res))

@@ -75,10 +75,8 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
         raise ValueError(f"left and right images differ in size: {tuple(L.shape[-2:])} and {tuple(R.shape[-2:])}")
     H, W = L.shape[-2:]
     if tuple(calib.hw) != (H, W):
-        raise ValueError(
-            f"the rig is valid for {calib.hw[1]}x{calib.hw[0]} images, the pair is {W}x{H}: resize the rig"
-            " (StereoCalib.resize) or the images"
-        )
+        raise ValueError(f"the rig is valid for {calib.hw[1]}x{calib.hw[0]} images, the pair is {W}x{H}: "
+                         "resize the rig (StereoCalib.resize) or the images")
     if calib.batched: raise ValueError("fit_stereo_pair takes an unbatched StereoCalib")
     steps = 300 if steps is None else int(steps)
     dev = pick_device(device)
@@ -87,20 +85,15 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     rig = calib.resize(hw).to(torch.float32).to(dev)
     lo, hi, init = rig_depth_range(rig, hw[1])
     if arch not in ('mono', 'stereo'): raise ValueError(f"arch should be 'mono' or 'stereo', got {arch!r}")
-    if arch == 'stereo':
-        nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
-    else:
-        nets = [
-            DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train()
-            for _ in range(2)
-        ]
+    stereo = arch == 'stereo'
+    if stereo: nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
+    else: nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train()
+                  for _ in range(2)]
     opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=lr)
     batch = dict(left=Lw, right=Rw, calib=rig)
-    pair = lambda: (
-        nets[0](Lw, Rw, rig, all_scales=True)
-        if arch == 'stereo'
-        else (nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True))
-    )
+    def pair():
+        if stereo: return nets[0](Lw, Rw, rig, all_scales=True)
+        return nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True)
     objective = Objective.recipe(2, beta=1.0, gamma=gamma, smooth=smooth)      # phase 2: no depth supervision
     bar = tqdm(range(steps), desc='fitting', disable=not progress, dynamic_ncols=True)
     for it in bar:
@@ -112,11 +105,9 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     bar.close()
     for n in nets: n.eval()
     with torch.no_grad():
-        ds = nets[0](Lw, Rw, rig) if arch == 'stereo' else (nets[0](Lw), nets[1](Rw))
-        out = [
-            F.interpolate(d, size=(H, W), mode='bilinear', align_corners=False)[0, 0].float().cpu().numpy() for d in ds
-        ]
-    return out[0], out[1]
+        ds = nets[0](Lw, Rw, rig) if stereo else (nets[0](Lw), nets[1](Rw))
+    up = lambda d: F.interpolate(d, size=(H, W), mode='bilinear', align_corners=False)[0, 0].float().cpu().numpy()
+    return up(ds[0]), up(ds[1])
 
 # %% ../nbs/09_fit.ipynb #23872dd1
 def sgbm_depth(left:np.ndarray,     # (H,W,3) uint8, camera 1 (left)
@@ -208,17 +199,11 @@ def fit_cli(left_image:str=None,      # left (camera 1) image file
             arch,
         )
 
-def _fit(
-    left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device,
-    arch='mono',
-):
+def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max_pixels, resize_calib, seed, device,
+         arch='mono'):
     fail = cli_fail
-    for name, v in (
-        ('--left_image', left_image),
-        ('--right_image', right_image),
-        ('--calib', calib),
-        ('--output_dir', output_dir),
-    ):
+    for name, v in (('--left_image', left_image), ('--right_image', right_image), ('--calib', calib),
+                    ('--output_dir', output_dir)):
         if v is None: fail(f"{name} is required")
     formats = [f.strip() for f in format.split(',') if f.strip()]
     if bad := [f for f in formats if f not in FORMATS]:

@@ -40,14 +40,8 @@ class DepthPredictor:
     def _inputs(self, *imgs) -> list:
         "Images on the device at the network's size (antialiased), in its memory format."
         xs = [x.to(self.device, non_blocking=True) for x in imgs]
-        xs = [
-            (
-                F.interpolate(x, size=self.hw, mode='bilinear', align_corners=False, antialias=True)
-                if tuple(x.shape[-2:]) != self.hw
-                else x
-            )
-            for x in xs
-        ]
+        size = lambda x: F.interpolate(x, size=self.hw, mode='bilinear', align_corners=False, antialias=True)
+        xs = [size(x) if tuple(x.shape[-2:]) != self.hw else x for x in xs]
         return [x.contiguous(memory_format=torch.channels_last) for x in xs] if self.cl else xs
 
     def _run(self, *args):
@@ -238,6 +232,36 @@ def which_models(model_pth=None, l_model_pth=None, r_model_pth=None) -> tuple:
     if one and model_arch(one) == 'stereo': return None, one, one, True
     return model_pth, l_model_pth, r_model_pth, False
 
+def _pair_rigs(ids, left_dir:Path, rels:list, calib_dir, why:str) -> dict:
+    "{i: rig} of the pairs `ids` (the rig given, or found beside the images), or an error naming an image without one."
+    rigs = {i: find_calib(left_dir, rels[i], calib_dir) for i in ids}
+    for i, r in rigs.items():
+        if r is None:
+            raise FileNotFoundError(f"{why} needs the rig of {left_dir/rels[i]}: "
+                                    "pass --calib_dir <KITTI date folder or rig file>")
+    return rigs
+
+def _predict_pairs(sp, imgs:dict, rigs:dict) -> tuple:
+    "A binocular model's depth maps of both views, {i: (H,W)} each; pairs of one size share a forward pass."
+    dl, dr = {}, {}
+    for hwi in {tuple(a.shape[-2:]) for a, _ in imgs.values()}:
+        ids = [i for i in imgs if tuple(imgs[i][0].shape[-2:]) == hwi]
+        rig = StereoCalib.collate(rigs[i].resize(hwi).to(torch.float32) for i in ids)
+        d1, d2 = sp(torch.stack([imgs[i][0] for i in ids]), torch.stack([imgs[i][1] for i in ids]), rig)
+        for k, i in enumerate(ids): dl[i], dr[i] = d1[k, 0].cpu().numpy(), d2[k, 0].cpu().numpy()
+    return dl, dr
+
+def _write_pair(base_l:Path, base_r:Path, dl, dr, imgs:tuple, rig, formats):
+    "Both views' outputs of one pair: `formats` for each, the left-right confidence beside the left view."
+    conf = None
+    if 'confidence' in formats:
+        conf = lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], rig)[0, 0].numpy()
+    li, ri = None, None
+    if 'ply' in formats: li, ri = ((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for x in imgs)
+    r = rig.resize(dl.shape) if rig else None
+    write_outputs(dl, base_l, formats, li, r.K1.numpy() if r else None, conf)
+    write_outputs(dr, base_r, [f for f in formats if f != 'confidence'], ri, r.K2.numpy() if r else None)
+
 def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats=('png',), device='auto',
                  precision='fp32', batch_size:int=4, hw=None, workers:int=0, calib_dir=None, progress:bool=True,
                  # a subfolder of output_dir/left and output_dir/right (a generic layout's sequence)
@@ -254,61 +278,20 @@ def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, form
     rels = [r for r in rels if r in right]
     if not rels: raise FileNotFoundError(f"no stereo pairs: no image under {left_dir} has a namesake under {right_dir}")
     need_rig = binocular or 'ply' in formats or 'confidence' in formats
+    why = 'a binocular model' if binocular else 'formats ' + ', '.join(f for f in formats if f in ('ply', 'confidence'))
     n = 0
     bar = tqdm(total=len(rels), desc='stereo depth', disable=not progress)
     for li, ri in zip(_batches(left_dir, rels, batch_size, workers), _batches(right_dir, rels, batch_size, workers)):
         bad = {i for i, img, e in li + ri if img is None}
-        skipped += [
-            (str(root / rels[i]), e)
-            for root, items in ((left_dir, li), (right_dir, ri))
-            for i, img, e in items
-            if img is None
-        ]
+        skipped += [(str(root/rels[i]), e) for root, items in ((left_dir, li), (right_dir, ri)) for i, img, e in items
+                    if img is None]
         imgs = {i: (img, rimg) for (i, img, _), (_, rimg, _) in zip(li, ri) if i not in bad}
-        rigs = {}
-        for i in imgs if need_rig else ():
-            rigs[i] = find_calib(left_dir, rels[i], calib_dir)
-            if rigs[i] is None:
-                why = (
-                    'a binocular model'
-                    if binocular
-                    else 'formats ' + ', '.join(f for f in formats if f in ('ply', 'confidence'))
-                )
-                raise FileNotFoundError(
-                    f"{why} needs the rig of {left_dir/rels[i]}: pass --calib_dir <KITTI date folder or rig file>"
-                )
-        if binocular:                                         # pairs of one size share a forward pass
-            dl_, dr_ = {}, {}
-            for hwi in {tuple(a.shape[-2:]) for a, _ in imgs.values()}:
-                ids = [i for i in imgs if tuple(imgs[i][0].shape[-2:]) == hwi]
-                rig = StereoCalib.collate(rigs[i].resize(hwi).to(torch.float32) for i in ids)
-                d1, d2 = sp(torch.stack([imgs[i][0] for i in ids]), torch.stack([imgs[i][1] for i in ids]), rig)
-                for k, i in enumerate(ids): dl_[i], dr_[i] = d1[k, 0].cpu().numpy(), d2[k, 0].cpu().numpy()
-        else:
-            dl_ = _predict_group(pl, [it for it in li if it[0] not in bad])
-            dr_ = _predict_group(pr, [it for it in ri if it[0] not in bad])
+        rigs = _pair_rigs(imgs, left_dir, rels, calib_dir, why) if need_rig else {}
+        if binocular: dl_, dr_ = _predict_pairs(sp, imgs, rigs)
+        else: dl_, dr_ = (_predict_group(p, [it for it in its if it[0] not in bad]) for p, its in ((pl, li), (pr, ri)))
         for i in dl_:
-            rig = rigs.get(i)
-            conf = None
-            if 'confidence' in formats:
-                conf = lr_confidence(torch.from_numpy(dl_[i])[None, None], torch.from_numpy(dr_[i])[None, None], rig)[
-                    0, 0
-                ].numpy()
-            li_img, ri_img = (None, None)
-            if 'ply' in formats: li_img, ri_img = ((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for x in imgs[i])
-            hwi = dl_[i].shape
-            write_outputs(
-                dl_[i],
-                out / 'left' / sub / rels[i].with_suffix(''),
-                formats,
-                li_img,
-                rig.resize(hwi).K1.numpy() if rig else None,
-                conf,
-            )
-            write_outputs(
-                dr_[i], out / 'right' / sub / rels[i].with_suffix(''), [f for f in formats if f != 'confidence'],
-                ri_img, rig.resize(hwi).K2.numpy() if rig else None,
-            )
+            base = rels[i].with_suffix('')
+            _write_pair(out/'left'/sub/base, out/'right'/sub/base, dl_[i], dr_[i], imgs[i], rigs.get(i), formats)
             n += 1
         bar.update(len(li))
     bar.close()
@@ -358,12 +341,8 @@ def _infer_video(
 ):
     if output_dir is None: cli_fail("--output_dir is required")
     if not Path(video).exists(): cli_fail(f"--video: no such file or folder {video}")
-    for flag, f in (
-        ('--right_video', right_video),
-        ('--model_pth', model_pth),
-        ('--l_model_pth', l_model_pth),
-        ('--r_model_pth', r_model_pth),
-    ):
+    for flag, f in (('--right_video', right_video), ('--model_pth', model_pth), ('--l_model_pth', l_model_pth),
+                    ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
     model_pth, l_model_pth, r_model_pth, _ = which_models(model_pth, l_model_pth, r_model_pth)
     if not model_pth and not (l_model_pth and r_model_pth):
@@ -385,12 +364,11 @@ def _infer_video(
         f" ({res['frames'] / max(res['seconds'], 1e-9):.1f} frames/s)"
     )
 
-def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir, right_dir, format, device, precision,
-           batch_size, height, width, calib_dir, workers):
+def _infer_options(format:str, output_dir, batch_size:int, workers:int, height, width) -> tuple:
+    "(formats, onnx, hw) of `mergedepth_infer`'s options, or a one-line error naming the flag."
     formats = [f.strip() for f in format.split(',') if f.strip()]
     bad = [f for f in formats if f not in FORMATS + ('onnx',)]
     if bad: cli_fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS + ('onnx',))}")
-    onnx, formats = 'onnx' in formats, [f for f in formats if f != 'onnx']
     if output_dir is None: cli_fail("--output_dir is required")
     if batch_size < 1: cli_fail(f"--batch_size must be at least 1, got {batch_size}")
     if workers < 0: cli_fail(f"--workers must be 0 or more, got {workers}")
@@ -398,7 +376,21 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
         cli_fail("give both --height and --width, or neither (the size stored in the model)")
     if height is not None and (height < 32 or width < 32 or height % 32 or width % 32):
         cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
-    hw = (height, width) if height and width else None
+    return [f for f in formats if f != 'onnx'], 'onnx' in formats, ((height, width) if height and width else None)
+
+def _export_models(one, model_pth, l_model_pth, r_model_pth, stereo:bool, binocular:bool, output_dir, hw):
+    "`--format onnx`: the model(s) as ONNX files in `output_dir` (torch.export programs without the onnx package)."
+    if binocular: todo = [(one, Path(one).stem)]
+    elif stereo: todo = [(l_model_pth, 'left'), (r_model_pth, 'right')]
+    else: todo = [(model_pth, Path(model_pth).stem)]
+    for src, name in todo:
+        out = export_onnx(src, Path(output_dir)/f'{name}.onnx', hw)
+        note = " (torch.export program: the onnx package is not installed)" if out.suffix != '.onnx' else ''
+        print(f"exported {src} to {out}{note}")
+
+def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir, right_dir, format, device, precision,
+           batch_size, height, width, calib_dir, workers):
+    formats, onnx, hw = _infer_options(format, output_dir, batch_size, workers, height, width)
     for flag, f in (('--model_pth', model_pth), ('--l_model_pth', l_model_pth), ('--r_model_pth', r_model_pth)):
         if f is not None and not Path(f).is_file(): cli_fail(f"{flag}: no such file {f}")
     model_pth, l_model_pth, r_model_pth, binocular = which_models(model_pth, l_model_pth, r_model_pth)
@@ -420,28 +412,14 @@ def _infer(model_pth, input_dir, output_dir, l_model_pth, r_model_pth, left_dir,
         _rig(str(calib_dir))                                   # a malformed rig stops here, named
     t = time.time()
     if onnx:
-        for src, name in (
-            [(one, Path(one).stem)]
-            if binocular
-            else [(l_model_pth, 'left'), (r_model_pth, 'right')] if stereo else [(model_pth, Path(model_pth).stem)]
-        ):
-            out = export_onnx(src, Path(output_dir)/f'{name}.onnx', hw)
-            print(
-                f"exported {src} to {out}"
-                + (" (torch.export program: the onnx package is not installed)" if out.suffix != '.onnx' else '')
-            )
+        _export_models(one, model_pth, l_model_pth, r_model_pth, stereo, binocular, output_dir, hw)
         if not depth: return
-    pairs = (
-        [(left_dir, right_dir, '')]
-        if left_dir is not None and right_dir is not None
-        else stereo_inputs(input_dir) if stereo else []
-    )
+    if left_dir is not None and right_dir is not None: pairs = [(left_dir, right_dir, '')]
+    else: pairs = stereo_inputs(input_dir) if stereo else []
     for d in ([x for l, r, _ in pairs for x in (l, r)] if stereo else [input_dir]):
         if Path(d).resolve() == Path(output_dir).resolve():
-            cli_fail(
-                f"--output_dir is the input folder {d}: the depth maps would replace the images there; choose another"
-                " --output_dir"
-            )
+            cli_fail(f"--output_dir is the input folder {d}: the depth maps would replace the images there; "
+                     "choose another --output_dir")
     if stereo:
         if pairs[0][2]: print(f"{input_dir}: generic layout, {len(pairs)} sequence(s)")
         res = dict(written=0, skipped=[])
@@ -514,6 +492,26 @@ def _frame_pairs(frames, rframes, stereo:bool, video, right_video):
     if rframes is not None and next(rframes, None) is not None:
         raise ValueError(f"{right_video} has more frames than {video}")
 
+def _video_depths(preds, buf, stereo:bool, binocular:bool, rig) -> tuple:
+    "Depth maps (B,H,W) of the left (and, for stereo, right) frames of `buf`, a list of (left, right) uint8 RGB frames."
+    L = torch.stack([torch.from_numpy(l).permute(2, 0, 1).float().div(255) for l, _ in buf])
+    R = torch.stack([torch.from_numpy(r).permute(2, 0, 1).float().div(255) for _, r in buf]) if stereo else None
+    if binocular:
+        dl, dr = preds[0](L, R, rig.resize(L.shape[-2:]).to(torch.float32).expand(len(buf)))
+        return dl[:, 0].cpu().numpy(), dr[:, 0].cpu().numpy()
+    return preds[0](L)[:, 0].cpu().numpy(), (preds[1](R)[:, 0].cpu().numpy() if stereo else None)
+
+def _video_frame_files(out:Path, stem:str, i:int, formats, l, r, dl, dr, rig):
+    "The per-frame outputs of frame `i` under out/left/<stem>/ (and out/right/<stem>/ for stereo)."
+    r_ = rig.resize(dl.shape) if rig is not None else None
+    conf = None
+    if 'confidence' in formats:
+        conf = lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], r_)[0, 0].numpy()
+    write_outputs(dl, out/'left'/stem/f'{i:06d}', formats, l, r_.K1.numpy() if r_ is not None else None, conf)
+    if dr is not None:
+        write_outputs(dr, out/'right'/stem/f'{i:06d}', [f for f in formats if f != 'confidence'], r,
+                      r_.K2.numpy() if r_ is not None else None)
+
 def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
                 model_pth=None,          # one view: the whole frame, this model
                 right_video=None,        # the right view as its own video (default: `video` is side by side)
@@ -530,13 +528,9 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     else: binocular = False
     if stereo and not (l_model_pth and r_model_pth):
         raise ValueError("a stereo video needs l_model_pth and r_model_pth (or model_pth for one view)")
-    if binocular:
-        preds = [StereoPredictor(load_model(l_model_pth), hw, device, precision)]
-    else:
-        preds = [
-            DepthPredictor(load_depthnet(m), hw, device, precision)
-            for m in ((l_model_pth, r_model_pth) if stereo else (model_pth,))
-        ]
+    models = (l_model_pth, r_model_pth) if stereo else (model_pth,)
+    if binocular: preds = [StereoPredictor(load_model(l_model_pth), hw, device, precision)]
+    else: preds = [DepthPredictor(load_depthnet(m), hw, device, precision) for m in models]
     frames, rframes, fps, n, calib = _video_source(video, right_video, stereo, calib)
     rig = (read_stereo_calib(calib) if calib is not None and not isinstance(calib, StereoCalib) else calib)
     if ({'ply', 'confidence'} & set(formats)) and rig is None:
@@ -548,39 +542,14 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     bar = tqdm(total=n or None, desc='video', unit='frame', disable=not progress)
     def flush(buf):
         nonlocal writer, i
-        L = torch.stack([torch.from_numpy(l).permute(2, 0, 1).float().div(255) for l, _ in buf])
-        R = torch.stack([torch.from_numpy(r).permute(2, 0, 1).float().div(255) for _, r in buf]) if stereo else None
-        if binocular:
-            dl, dr = (
-                d[:, 0].cpu().numpy()
-                for d in preds[0](L, R, rig.resize(L.shape[-2:]).to(torch.float32).expand(len(buf)))
-            )
-        else:
-            dl = preds[0](L)[:, 0].cpu().numpy()
-            dr = preds[1](R)[:, 0].cpu().numpy() if stereo else None
+        dl, dr = _video_depths(preds, buf, stereo, binocular, rig)
         for k, (l, r) in enumerate(buf):
             row = np.concatenate([l, colorize_depth(dl[k])], 1)
             if writer is None:
                 writer = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*'mp4v'), fps, (row.shape[1], row.shape[0]))
                 if not writer.isOpened(): raise RuntimeError(f"cannot write video {part}")
             writer.write(np.ascontiguousarray(row[..., ::-1]))
-            if formats:
-                r_ = rig.resize(dl[k].shape) if rig is not None else None
-                conf = (
-                    lr_confidence(torch.from_numpy(dl[k])[None, None], torch.from_numpy(dr[k])[None, None], r_)[
-                        0, 0
-                    ].numpy()
-                    if 'confidence' in formats
-                    else None
-                )
-                write_outputs(
-                    dl[k], out / 'left' / stem / f'{i:06d}', formats, l, r_.K1.numpy() if r_ is not None else None, conf
-                )
-                if stereo:
-                    write_outputs(
-                        dr[k], out / 'right' / stem / f'{i:06d}', [f for f in formats if f != 'confidence'], r,
-                        r_.K2.numpy() if r_ is not None else None,
-                    )
+            if formats: _video_frame_files(out, stem, i, formats, l, r, dl[k], None if dr is None else dr[k], rig)
             i += 1
         bar.update(len(buf))
     buf = []

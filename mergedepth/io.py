@@ -76,12 +76,8 @@ def resize_rgb8(a:np.ndarray, hw) -> np.ndarray:
     """(H,W,3) uint8 -> (h,w,3) uint8, antialiased bilinear: how training images are resized (on the 8-bit values, 2.5x
     faster than on floats)."""
     x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]       # channels-last memory: torch's fast path
-    return (
-        F.interpolate(x, size=tuple(hw), mode='bilinear', align_corners=False, antialias=True)[0]
-        .permute(1, 2, 0)
-        .contiguous()
-        .numpy()
-    )
+    out = F.interpolate(x, size=tuple(hw), mode='bilinear', align_corners=False, antialias=True)[0]
+    return out.permute(1, 2, 0).contiguous().numpy()
 
 def _rgb8(im) -> np.ndarray:
     """A PIL image as (H,W,3) uint8. 16-bit grayscale (mode I;16, or I) is scaled by 255/65535 (PIL's own RGB conversion

@@ -260,20 +260,13 @@ class Objective:
                alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., smooth=1e-3, reg=0.,
                kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True):
         "The objective of a training phase (the formula above) from its weights and options."
-        return cls(
-            dict(
-                sup=Term(
-                    partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales),
-                    alpha if phase == 1 else lidar_in_phase2,
-                ),
-                rec=Term(
-                    partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion), beta if phase == 2 else 0.0
-                ),
-                con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
-                smooth=Term(smoothness_term, smooth, mean=False),
-                reg=Term(weight_l1_term, reg, mean=False),
-            )
-        )
+        sup = partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales)
+        rec = partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion)
+        return cls(dict(sup=Term(sup, alpha if phase == 1 else lidar_in_phase2),
+                        rec=Term(rec, beta if phase == 2 else 0.),
+                        con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
+                        smooth=Term(smoothness_term, smooth, mean=False),
+                        reg=Term(weight_l1_term, reg, mean=False)))
 
 def stereo_losses(
                   # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first

@@ -109,31 +109,22 @@ def quickstart(output_dir='quickstart', # everything goes here
     res1 = evaluate_folders(ph1/'left', out/'test'/'gt', crop=None, progress=False)
     cap = lambda g: np.where(g < 80, g, 0)                          # the points the metrics count (80 m cap)
     train_split = set(read_split(data/'splits'/'train.txt'))
-    train_gt = [
-        cap(read_depth(p)) for p in sorted((data / 'left_gt').rglob('*.npy')) if (p.parent.name, p.stem) in train_split
-    ]
+    train_files = [p for p in sorted((data/'left_gt').rglob('*.npy')) if (p.parent.name, p.stem) in train_split]
+    train_gt = [cap(read_depth(p)) for p in train_files]
     test_gt = [cap(read_depth(p)) for p in sorted((out/'test'/'gt').rglob('*.npy'))]
     c_train, c_test = best_constant(train_gt), best_constant(test_gt)
     const = {'train': baseline_abs_rel(test_gt, c_train), 'test': baseline_abs_rel(test_gt, c_test)}
     row_abs = baseline_abs_rel(test_gt, row_prior(train_gt))         # depth per image row, fitted on the training lidar
-    summary = dict(
-        n_test=res['n_images'],
-        metrics_phase2=res['mean'],
-        metrics_phase1=res1['mean'],
-        row_prior_abs_rel=row_abs,
-        constant_depth=dict(
-            fitted_on_train=c_train, abs_rel=const['train'], oracle_on_test=c_test, oracle_abs_rel=const['test']
-        ),
-        seconds=time.time() - t0,
-        steps=dict(phase1=r1['step'], phase2=r2['step']),
-    )
+    summary = dict(n_test=res['n_images'], metrics_phase2=res['mean'], metrics_phase1=res1['mean'],
+                   row_prior_abs_rel=row_abs,
+                   constant_depth=dict(fitted_on_train=c_train, abs_rel=const['train'], oracle_on_test=c_test,
+                                       oracle_abs_rel=const['test']),
+                   seconds=time.time() - t0, steps=dict(phase1=r1['step'], phase2=r2['step']))
     _write_report(out, res, res1, summary)
     say("done")
-    print(
-        f"\nabs_rel on the unseen test scenes: {res['mean']['abs_rel']:.3f} after phase 2"
-        f" ({res1['mean']['abs_rel']:.3f} after phase 1); best constant depth: {const['train']:.3f} (fitted on"
-        f" training), {const['test']:.3f} (oracle on test); row prior: {row_abs:.3f}"
-    )
+    print(f"\nabs_rel on the unseen test scenes: {res['mean']['abs_rel']:.3f} after phase 2 "
+          f"({res1['mean']['abs_rel']:.3f} after phase 1); best constant depth: {const['train']:.3f} (fitted on "
+          f"training), {const['test']:.3f} (oracle on test); row prior: {row_abs:.3f}")
     print(format_table(res))
     print(f"\nreport:      {rep/'report.md'} (metrics.json, curves_phase1.png, curves_phase2.png, examples.png)\n"
           f"models:      {out/'phase2'/'models'} (phase 1: {out/'phase1'/'models'})\n"
@@ -158,13 +149,8 @@ def quickstart_cli(output_dir:str='quickstart', # folder for everything (created
     with cli_errors('mergedepth_quickstart', debug):
         if height < 32 or width < 32 or height % 32 or width % 32:
             cli_fail(f"--height and --width must be positive multiples of 32, got {height}x{width}")
-        for name, v in (
-            ('--drives', drives),
-            ('--frames', frames),
-            ('--epochs1', epochs1),
-            ('--epochs2', epochs2),
-            ('--batch_size', batch_size),
-        ):
+        for name, v in (('--drives', drives), ('--frames', frames), ('--epochs1', epochs1), ('--epochs2', epochs2),
+                        ('--batch_size', batch_size)):
             if v < 1: cli_fail(f"{name} must be at least 1, got {v}")
         if frames < 6:
             cli_fail(

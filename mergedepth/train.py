@@ -625,13 +625,8 @@ def _build_nets(self:Trainer):
         src = A.l_model_pth or A.r_model_pth
         if src and model_arch(src) != 'stereo':
             raise ValueError(f"{src} holds a monocular network; --arch stereo starts from a binocular one (stereo.pth)")
-        nets = [
-            (
-                load_model(src)
-                if src
-                else MatchDepthNet(A.encoder, A.pretrained and not ck, scale, A.max_depth, A.min_depth, A.n_hyp)
-            )
-        ]
+        fresh = lambda: MatchDepthNet(A.encoder, A.pretrained and not ck, scale, A.max_depth, A.min_depth, A.n_hyp)
+        nets = [load_model(src) if src else fresh()]
     else:
         init = A.init_depth if A.phase == 2 else None
         nets = [
@@ -830,15 +825,10 @@ def step(self:Trainer, nxt:dict, ep:int, k:int) -> dict|None:
     finite."""
     A = self.cfg
     for m in nxt.get('skipped', ()): self.skipped[m] = self.skipped.get(m, 0) + 1
-    batch = {
-        key: (
-            v.to(self.dev, non_blocking=True)
-            if torch.is_tensor(v)
-            else v.to(self.dev) if isinstance(v, StereoCalib) else v
-        )
-        for key, v in nxt.items()
-    }
-    batch = colour_augment(batch)                           # grayscale and noise on the training device
+    def to_dev(v):
+        if torch.is_tensor(v): return v.to(self.dev, non_blocking=True)
+        return v.to(self.dev) if isinstance(v, StereoCalib) else v
+    batch = colour_augment({key: to_dev(v) for key, v in nxt.items()})   # grayscale and noise on the training device
     for key in ('left', 'right'): batch[key] = batch[key].contiguous(memory_format=self.mf)
     self.level = pyramid_level(self.n, self.total, self.levels) if self.levels else 0
     out = self.stepper(batch, key=self.level)
@@ -865,23 +855,11 @@ def checkpoint(self:Trainer, ep:int, k:int, why:str=''):
     if self.world == 1: rngs = [rng_state()]
     else: rngs = [None] * self.world; dist.all_gather_object(rngs, rng_state())
     if not self.main: return
-    atomic_save(
-        dict(
-            step=self.n,
-            epoch=ep,
-            step_in_epoch=k,
-            **{s: n.state_dict() for s, n in zip(self.sides, self.raw)},
-            optimizers=[o.state_dict() for o in self.opts],
-            schedulers=[s.state_dict() for s in self.scheds],
-            scaler=self.scaler.state_dict(),
-            rng=rngs,
-            args=asdict(self.cfg),
-            non_finite_steps=self.bad_total,
-            hw=(self.cfg.height, self.cfg.width),
-            time=time.time()
-        ),
-        self.ck_path,
-    )
+    nets = {s: n.state_dict() for s, n in zip(self.sides, self.raw)}
+    atomic_save(dict(step=self.n, epoch=ep, step_in_epoch=k, **nets, optimizers=[o.state_dict() for o in self.opts],
+                     schedulers=[s.state_dict() for s in self.scheds], scaler=self.scaler.state_dict(), rng=rngs,
+                     args=asdict(self.cfg), non_finite_steps=self.bad_total, hw=(self.cfg.height, self.cfg.width),
+                     time=time.time()), self.ck_path)
     if why: print(f"saved {self.ck_path} at step {self.n} ({why})")
 
 @patch
@@ -1031,15 +1009,8 @@ def _interrupted(self:Trainer, e, ep:int) -> str:
             torch.load(self.ck_path, map_location='cpu', weights_only=False)['step'] if self.ck_path.is_file() else None
         )
         if self.main:
-            print(
-                f"stopped at once ({e}): no new checkpoint; "
-                + (
-                    f"{self.ck_path} holds step {last_ck}: continue with {how}"
-                    if last_ck is not None
-                    else "nothing was saved"
-                ),
-                file=sys.stderr,
-            )
+            saved = f"{self.ck_path} holds step {last_ck}: continue with {how}" if last_ck is not None else ''
+            print(f"stopped at once ({e}): no new checkpoint; {saved or 'nothing was saved'}", file=sys.stderr)
     else:
         self.checkpoint(ep, self.k, f'interrupted ({e or "KeyboardInterrupt"})'); self.save_models()
         if self.main:
@@ -1057,12 +1028,9 @@ def _finish(self:Trainer, ended:str, seconds:float) -> dict:
     self.save_models()
     if self.main:
         if self.skipped:
-            print(
-                f"skipped {len(self.skipped)} unreadable frame(s), {sum(self.skipped.values())} time(s) in all: "
-                + '; '.join(list(self.skipped)[:5])
-                + (' ...' if len(self.skipped) > 5 else ''),
-                file=sys.stderr,
-            )
+            names = '; '.join(list(self.skipped)[:5]) + (' ...' if len(self.skipped) > 5 else '')
+            print(f"skipped {len(self.skipped)} unreadable frame(s), {sum(self.skipped.values())} time(s) in all: "
+                  f"{names}", file=sys.stderr)
         if self.batch is not None:
             save_samples(self.img_dir / 'sample_final.png', self.batch, self.dl, self.dr, self.cfg.phase)
         self.log_file.close()

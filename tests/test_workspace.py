@@ -91,3 +91,13 @@ def test_every_export_has_an_example():
             nxt = [s for k, s in cells[i + 1:i + 3] if k == 'code'][:1]
             if not nxt or nxt[0].startswith('#| export'): lonely.append(f'{nb.name}: {body[0][:60]}')
     assert not lonely, lonely
+
+def test_functions_stay_short():
+    "No library function is longer than 60 lines (a longer one is several ideas: split it)."
+    import ast
+    long = []
+    for p in sorted((ROOT/'mergedepth').glob('[a-z]*.py')):
+        for n in ast.walk(ast.parse(p.read_text())):
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno >= 60:
+                long.append(f'{p.name}:{n.name} ({n.end_lineno - n.lineno + 1} lines)')
+    assert not long, long
