@@ -20,7 +20,7 @@ from .binocular import MatchDepthNet
 from .losses import Objective, supervised_loss, multiscale_smoothness, pyramid_level
 from .io import read_rgb8, cli_errors, cli_fail
 from .model import pick_device
-from .infer import FORMATS, lr_confidence, write_outputs
+from .infer import FORMATS, write_pair
 
 # %% ../nbs/09_fit.ipynb #69f85a81
 def _as_image(x, name:str) -> torch.Tensor:
@@ -56,7 +56,7 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
                     right,                    # the same for camera 2
                     # the rig, valid at (H,W) (any rectified rig; unequal principal points allowed)
                     calib:StereoCalib,
-                    steps:int|None=None,      # optimiser steps (default 300)
+                    steps:int|None=None,      # optimiser steps (default: 300 on a CPU, 1000 on a GPU)
                     encoder:str='resnet18',   # resnet18, resnet34 or resnet50, from scratch
                     max_pixels:int=60_000,    # working size: about this many pixels
                     lr:float=1e-3,            # Adam learning rate
@@ -78,8 +78,8 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
         raise ValueError(f"the rig is valid for {calib.hw[1]}x{calib.hw[0]} images, the pair is {W}x{H}: "
                          "resize the rig (StereoCalib.resize) or the images")
     if calib.batched: raise ValueError("fit_stereo_pair takes an unbatched StereoCalib")
-    steps = 300 if steps is None else int(steps)
     dev = pick_device(device)
+    steps = (300 if dev.type == 'cpu' else 1000) if steps is None else int(steps)
     hw = working_size((H, W), max_pixels)
     Lw, Rw = (_to_working(x, hw, dev) for x in (L, R))
     rig = calib.resize(hw).to(torch.float32).to(dev)
@@ -113,9 +113,10 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
 def sgbm_depth(left:np.ndarray,     # (H,W,3) uint8, camera 1 (left)
                right:np.ndarray,    # (H,W,3) uint8, camera 2 (right)
                calib:StereoCalib,   # a rectified rig valid at (H,W)
-               num_disparities:int=128, block:int=5, lr_tol:float=1.) -> np.ndarray:
-    """Reference depth (H,W) float32 metres from OpenCV's StereoSGBM, 0 where the left-right check fails (needs
-    opencv-python)."""
+               num_disparities:int=128, block:int=5, lr_tol:float=1.,
+               clip:int=250) -> np.ndarray:     # left pixels with every channel >= clip are not answered
+    """Reference depth (H,W) float32 metres from OpenCV's StereoSGBM, 0 where the left-right check fails or the left
+    pixel is clipped white (needs opencv-python)."""
     import cv2                                                        # a test/reference dependency only
     def match(a, b):
         m = cv2.StereoSGBM_create(minDisparity=0, numDisparities=num_disparities, blockSize=block, P1=24 * block ** 2,
@@ -131,6 +132,7 @@ def sgbm_depth(left:np.ndarray,     # (H,W,3) uint8, camera 1 (left)
     ok = (dl > 1) & (ur >= 0)
     back = np.zeros_like(dl); back[ok] = dr[v[ok], ur[ok]]
     ok &= np.abs(back - dl) <= lr_tol
+    ok &= left.min(2) < clip                                          # clipped sky or glare: nothing to match
     fb = float(calib.K1[0, 0]) * calib.baseline
     return np.where(ok, fb / np.maximum(dl, 1e-6), 0).astype(np.float32)
 
@@ -182,7 +184,7 @@ def fit_cli(left_image:str=None,      # left (camera 1) image file
             calib:str=None,
             output_dir:str=None,      # where O/left/<name>.* and O/right/<name>.* go
             format:str='png',         # comma-separated: png (16-bit, metres x 256), npy, color, ply, confidence
-            steps:int=300,            # optimiser steps
+            steps:int=None,           # optimiser steps (default: 300 on a CPU, 1000 on a GPU)
             encoder:str='resnet18',   # resnet18, resnet34 or resnet50 (from scratch)
             max_pixels:int=60_000,    # working size in pixels
             resize_calib:bool_arg=False, # allow a rig given for another image size (rescaled to the images)
@@ -208,7 +210,7 @@ def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max
     formats = [f.strip() for f in format.split(',') if f.strip()]
     if bad := [f for f in formats if f not in FORMATS]:
         fail(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
-    if steps < 1: fail(f"--steps must be at least 1, got {steps}")
+    if steps is not None and steps < 1: fail(f"--steps must be at least 1, got {steps}")
     if arch not in ('mono', 'stereo'): fail(f"--arch should be mono or stereo, got {arch!r}")
     if max_pixels < 32 * 32: fail(f"--max_pixels must be at least 1024, got {max_pixels}")
     if encoder not in ('resnet18', 'resnet34', 'resnet50'):
@@ -232,12 +234,6 @@ def _fit(left_image, right_image, calib, output_dir, format, steps, encoder, max
     dl, dr = fit_stereo_pair(
         Li, Ri, rig, steps=steps, encoder=encoder, max_pixels=max_pixels, device=device, progress=True, arch=arch
     )
-    out, stem = Path(output_dir), Path(left_image).stem
-    conf = (
-        lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], rig)[0, 0].numpy()
-        if 'confidence' in formats
-        else None
-    )
-    write_outputs(dl, out/'left'/stem, formats, Li, rig.K1.numpy(), conf)
-    write_outputs(dr, out/'right'/Path(right_image).stem, [f for f in formats if f != 'confidence'], Ri, rig.K2.numpy())
-    print(f"fitted in {time.time() - t0:.0f} s; wrote {out/'left'/stem}.* and {out/'right'/Path(right_image).stem}.*")
+    bl, br = Path(output_dir)/'left'/Path(left_image).stem, Path(output_dir)/'right'/Path(right_image).stem
+    write_pair(bl, br, dl, dr, (Li, Ri), rig, formats)
+    print(f"fitted in {time.time() - t0:.0f} s; wrote {bl}.* and {br}.*")

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['FORMATS', 'DepthPredictor', 'StereoPredictor', 'colorize_depth', 'write_ply', 'read_ply', 'depth_to_points',
            'lr_confidence', 'list_images', 'resolve_stereo_dirs', 'stereo_inputs', 'find_calib', 'write_outputs',
-           'infer_folder', 'which_models', 'infer_stereo', 'infer_cli', 'infer_video', 'PairGraph', 'export_onnx']
+           'infer_folder', 'which_models', 'write_pair', 'infer_stereo', 'infer_cli', 'infer_video', 'PairGraph',
+           'export_onnx']
 
 # %% ../nbs/05_infer.ipynb #1fd81cdb
 import sys, time
@@ -20,7 +21,7 @@ from fastcore.script import call_parse, bool_arg
 from tqdm import tqdm
 from .model import DepthNet, load_depthnet, pick_device, resolve_precision
 from .binocular import MatchDepthNet, load_model, model_arch
-from .io import IMG_EXTS, read_image, read_rgb8, write_depth, DRIVE_RE, drive_date, atomic_write
+from .io import IMG_EXTS, read_image, read_rgb8, rgb8_tensor, write_depth, DRIVE_RE, drive_date, atomic_write
 from .io import cli_errors, cli_fail
 from .geometry import StereoCalib, read_kitti_calib, read_stereo_calib, backproject, cross_view_depth
 
@@ -251,16 +252,20 @@ def _predict_pairs(sp, imgs:dict, rigs:dict) -> tuple:
         for k, i in enumerate(ids): dl[i], dr[i] = d1[k, 0].cpu().numpy(), d2[k, 0].cpu().numpy()
     return dl, dr
 
-def _write_pair(base_l:Path, base_r:Path, dl, dr, imgs:tuple, rig, formats):
-    "Both views' outputs of one pair: `formats` for each, the left-right confidence beside the left view."
+def write_pair(base_l:Path, base_r:Path, dl, dr, imgs:tuple, rig, formats):
+    """Both views' outputs of one pair (`dr` None: the left view only): `formats` for each, the left-right confidence
+    beside the left view; `imgs` (left, right) as (3,H,W) float tensors or (H,W,3) uint8 arrays."""
     conf = None
     if 'confidence' in formats:
         conf = lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], rig)[0, 0].numpy()
     li, ri = None, None
-    if 'ply' in formats: li, ri = ((x.permute(1, 2, 0).numpy() * 255).astype(np.uint8) for x in imgs)
-    r = rig.resize(dl.shape) if rig else None
+    if 'ply' in formats:
+        li, ri = (x if x is None or isinstance(x, np.ndarray) else (x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+                  for x in imgs)
+    r = rig.resize(dl.shape) if rig is not None else None
     write_outputs(dl, base_l, formats, li, r.K1.numpy() if r else None, conf)
-    write_outputs(dr, base_r, [f for f in formats if f != 'confidence'], ri, r.K2.numpy() if r else None)
+    if dr is not None:
+        write_outputs(dr, base_r, [f for f in formats if f != 'confidence'], ri, r.K2.numpy() if r else None)
 
 def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats=('png',), device='auto',
                  precision='fp32', batch_size:int=4, hw=None, workers:int=0, calib_dir=None, progress:bool=True,
@@ -291,7 +296,7 @@ def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, form
         else: dl_, dr_ = (_predict_group(p, [it for it in its if it[0] not in bad]) for p, its in ((pl, li), (pr, ri)))
         for i in dl_:
             base = rels[i].with_suffix('')
-            _write_pair(out/'left'/sub/base, out/'right'/sub/base, dl_[i], dr_[i], imgs[i], rigs.get(i), formats)
+            write_pair(out/'left'/sub/base, out/'right'/sub/base, dl_[i], dr_[i], imgs[i], rigs.get(i), formats)
             n += 1
         bar.update(len(li))
     bar.close()
@@ -494,23 +499,12 @@ def _frame_pairs(frames, rframes, stereo:bool, video, right_video):
 
 def _video_depths(preds, buf, stereo:bool, binocular:bool, rig) -> tuple:
     "Depth maps (B,H,W) of the left (and, for stereo, right) frames of `buf`, a list of (left, right) uint8 RGB frames."
-    L = torch.stack([torch.from_numpy(l).permute(2, 0, 1).float().div(255) for l, _ in buf])
-    R = torch.stack([torch.from_numpy(r).permute(2, 0, 1).float().div(255) for _, r in buf]) if stereo else None
+    L = torch.stack([rgb8_tensor(l) for l, _ in buf])
+    R = torch.stack([rgb8_tensor(r) for _, r in buf]) if stereo else None
     if binocular:
         dl, dr = preds[0](L, R, rig.resize(L.shape[-2:]).to(torch.float32).expand(len(buf)))
         return dl[:, 0].cpu().numpy(), dr[:, 0].cpu().numpy()
     return preds[0](L)[:, 0].cpu().numpy(), (preds[1](R)[:, 0].cpu().numpy() if stereo else None)
-
-def _video_frame_files(out:Path, stem:str, i:int, formats, l, r, dl, dr, rig):
-    "The per-frame outputs of frame `i` under out/left/<stem>/ (and out/right/<stem>/ for stereo)."
-    r_ = rig.resize(dl.shape) if rig is not None else None
-    conf = None
-    if 'confidence' in formats:
-        conf = lr_confidence(torch.from_numpy(dl)[None, None], torch.from_numpy(dr)[None, None], r_)[0, 0].numpy()
-    write_outputs(dl, out/'left'/stem/f'{i:06d}', formats, l, r_.K1.numpy() if r_ is not None else None, conf)
-    if dr is not None:
-        write_outputs(dr, out/'right'/stem/f'{i:06d}', [f for f in formats if f != 'confidence'], r,
-                      r_.K2.numpy() if r_ is not None else None)
 
 def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
                 model_pth=None,          # one view: the whole frame, this model
@@ -535,6 +529,7 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
     rig = (read_stereo_calib(calib) if calib is not None and not isinstance(calib, StereoCalib) else calib)
     if ({'ply', 'confidence'} & set(formats)) and rig is None:
         raise ValueError(f"formats ply and confidence need the rig (calib) of {video}")
+    if 'confidence' in formats and not stereo: raise ValueError("format confidence needs both views (a stereo video)")
     if binocular and rig is None: raise ValueError(f"a binocular model needs the rig (calib) of {video}")
     out.mkdir(parents=True, exist_ok=True)
     final, part = out/f'{stem}_depth.mp4', out/f'.{stem}_depth.partial.mp4'
@@ -549,7 +544,10 @@ def infer_video(video, output_dir, l_model_pth=None, r_model_pth=None,
                 writer = cv2.VideoWriter(str(part), cv2.VideoWriter_fourcc(*'mp4v'), fps, (row.shape[1], row.shape[0]))
                 if not writer.isOpened(): raise RuntimeError(f"cannot write video {part}")
             writer.write(np.ascontiguousarray(row[..., ::-1]))
-            if formats: _video_frame_files(out, stem, i, formats, l, r, dl[k], None if dr is None else dr[k], rig)
+            if formats:
+                base = Path(stem)/f'{i:06d}'
+                drk = None if dr is None else dr[k]
+                write_pair(out/'left'/base, out/'right'/base, dl[k], drk, (l, r), rig, formats)
             i += 1
         bar.update(len(buf))
     buf = []

@@ -23,6 +23,7 @@ def test_fit_real_pair_agrees_with_sgbm(kitti_sample, tmp_path):
     print(json.dumps(ag), p.stdout.strip().splitlines()[-1])
     assert ag['pixels'] > 0.5 * ref.size                                           # SGBM is confident on most of the image
     assert ag['median_rel'] <= 0.05, ag
+    assert ag['abs_rel'] <= 0.10, ag                       # the bound for real ground truth, here against SGBM
 
 def test_fit_refuses_a_rig_of_another_size(kitti_sample, tmp_path):
     L, R = kitti_sample/'stereo_pair'/'image_02.jpg', kitti_sample/'stereo_pair'/'image_03.jpg'
