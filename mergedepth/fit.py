@@ -62,7 +62,7 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
                     lr:float=1e-3,            # Adam learning rate
                     gamma:float=0.1,          # consistency weight
                     smooth:float=1e-3,        # smoothness weight
-                    levels:int=3,             # coarsest pyramid level (0: no pyramid)
+                    levels:int|None=None,     # coarsest pyramid level (default: 3 for mono, 0 = none for stereo)
                     device:str='auto',        # auto, cpu, cuda
                     progress:bool=False,      # a progress bar with the loss
                     callback=None,            # called as callback(step, loss, depth_left) every step
@@ -86,6 +86,7 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     lo, hi, init = rig_depth_range(rig, hw[1])
     if arch not in ('mono', 'stereo'): raise ValueError(f"arch should be 'mono' or 'stereo', got {arch!r}")
     stereo = arch == 'stereo'
+    levels = (0 if stereo else 3) if levels is None else int(levels)
     if stereo: nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
     else: nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train()
                   for _ in range(2)]
