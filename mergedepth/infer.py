@@ -263,9 +263,9 @@ def write_pair(base_l:Path, base_r:Path, dl, dr, imgs:tuple, rig, formats):
         li, ri = (x if x is None or isinstance(x, np.ndarray) else (x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
                   for x in imgs)
     r = rig.resize(dl.shape) if rig is not None else None
-    write_outputs(dl, base_l, formats, li, r.K1.numpy() if r else None, conf)
-    if dr is not None:
-        write_outputs(dr, base_r, [f for f in formats if f != 'confidence'], ri, r.K2.numpy() if r else None)
+    K1, K2 = (None, None) if r is None else (r.K1.numpy(), r.K2.numpy())
+    write_outputs(dl, base_l, formats, li, K1, conf)
+    if dr is not None: write_outputs(dr, base_r, [f for f in formats if f != 'confidence'], ri, K2)
 
 def infer_stereo(l_model_pth, r_model_pth, left_dir, right_dir, output_dir, formats=('png',), device='auto',
                  precision='fp32', batch_size:int=4, hw=None, workers:int=0, calib_dir=None, progress:bool=True,
