@@ -105,19 +105,25 @@ class MatchFeatures(nn.Module):
         return F.normalize(self.out(x).float(), dim=1)
 
 class CostAggregation(nn.Module):
-    "Correlation (B,D,h,w) and context (B,Cc,h,w) -> matching logits (B,D,h,w) and hidden features (B,width,h,w)."
-    def __init__(self, D:int, ctx:int, width:int=64):
+    """Correlation (B,D,h,w), context (B,Cc,h,w) and optionally an image correlation (B,D,h,w) -> matching logits
+    (B,D,h,w) and hidden features (B,width,h,w)."""
+    def __init__(self, D:int, ctx:int, width:int=64,
+                 image_cost:bool=False):   # forward also takes the image patches' correlation at the same hypotheses
         super().__init__()
-        self.inp = _cbr(D + ctx, width)
+        self.inp = _cbr(D * (2 if image_cost else 1) + ctx, width)
         self.blocks = nn.ModuleList(nn.Sequential(_cbr(width, width, d=d), _cbr(width, width, d=d)) for d in (1, 2, 4))
         self.out = nn.Conv2d(width, D, 3, padding=1)
         # at first the correlation all but alone decides
         nn.init.normal_(self.out.weight, std=1e-3); nn.init.zeros_(self.out.bias)
         self.log_temperature = nn.Parameter(torch.tensor(math.log(20.)))  # sharpness of the raw correlation's softmax
-    def forward(self, cost, ctx):
-        x = self.inp(torch.cat([cost.to(ctx.dtype), ctx], 1))
+        if image_cost: self.log_temperature_image = nn.Parameter(torch.tensor(math.log(5.)))
+    def forward(self, cost, ctx, image_cost=None):
+        extra = [] if image_cost is None else [image_cost.to(ctx.dtype)]
+        x = self.inp(torch.cat([cost.to(ctx.dtype), *extra, ctx], 1))
         for b in self.blocks: x = x + b(x)
-        return cost * self.log_temperature.exp() + self.out(x).float(), x
+        logits = cost * self.log_temperature.exp() + self.out(x).float()
+        if image_cost is not None: logits = logits + image_cost * self.log_temperature_image.exp()
+        return logits, x
 
 # %% ../nbs/11_binocular.ipynb #1730474f
 def _to_size(x:torch.Tensor, hw) -> torch.Tensor:
@@ -137,13 +143,17 @@ class MatchDepthNet(DepthNet):
                  n_hyp:int=48,                  # depth hypotheses, uniform in inverse depth
                  match_channels:int=32,         # channels of the matching features
                  n_scales:int=4,                # decoder scales with an output
-                 act:str='elu'):                # decoder activation
+                 act:str='elu',                 # decoder activation
+                 # also match k x k image patches (normalised cross-correlation at 1/4 resolution; 0: off, as in files
+                 # saved before this option)
+                 image_match:int=5):
         super().__init__(encoder, pretrained, scale, max_depth, min_depth, 'inverse', n_scales, act, init_depth=None)
-        self.config.update(arch='stereo', n_hyp=int(n_hyp), match_channels=int(match_channels))
+        self.config.update(arch='stereo', n_hyp=int(n_hyp), match_channels=int(match_channels),
+                           image_match=int(image_match))
         c1, c2 = self.encoder.channels[:2]
         self.features = MatchFeatures(c1, c2, match_channels)
         self.context = _cbr(c1, 32, 1)
-        self.aggregate = CostAggregation(n_hyp, 32, 64)
+        self.aggregate = CostAggregation(n_hyp, 32, 64, image_cost=image_match > 0)
         self.inject = nn.Conv2d(n_hyp + 64, c1, 1)
         nn.init.normal_(self.inject.weight, std=1e-3); nn.init.zeros_(self.inject.bias)
         # a near-zero residual at first
@@ -183,7 +193,12 @@ class MatchDepthNet(DepthNet):
         hw = m.shape[-2:]
         grid = sweep_grid(*self._rigs(calib, B, img1.shape[-2:]), self.depths, hw, hw)
         cost = correlation_volume(m, torch.cat([m[B:], m[:B]]), grid)
-        logits, hidden = self.aggregate(cost, self.context(f1))
+        image_cost = None
+        if self.config['image_match']:   # the images at the features' size (a shift common to both views)
+            pf = patch_features(F.interpolate(torch.cat([img1, img2]).float(), size=tuple(hw), mode='area'),
+                                self.config['image_match'])
+            image_cost = correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
+        logits, hidden = self.aggregate(cost, self.context(f1), image_cost)
         return (f1, f2, f3, f4), logits.softmax(1), hidden
 
     def forward(self, img1:torch.Tensor,        # (B,3,H,W) in [0,1], view of camera 1
@@ -215,6 +230,7 @@ def load_model(path, map_location='cpu') -> DepthNet:
     if model_arch(path) == 'mono': return load_depthnet(path, map_location)
     ck = torch.load(path, map_location=map_location, weights_only=True)
     cfg = {k: v for k, v in ck['config'].items() if k not in ('arch', 'head')}
+    cfg.setdefault('image_match', 0)                          # files saved before the option: without it
     model = MatchDepthNet(pretrained=False, **cfg)
     load_weights(model, {k: v.float() if v.is_floating_point() else v for k, v in ck['state_dict'].items()}, path)
     model.hw = tuple(ck['hw']) if ck.get('hw') else None
