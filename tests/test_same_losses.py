@@ -23,6 +23,13 @@ def run_three(tmp):
         for r in out[k]: r.pop('sec', None)
     return out
 
+# Relative tolerance per run. Phase 1 and phase 2 from scratch start from seeded weights: one AMD EPYC agreed with the
+# reference to 8e-5 at both steps. Phase 2 from the phase-1 networks starts from weights that three Adam steps (sign-like
+# at first) and the fp16 model files made sensitive to the last bits: on that one machine, 1 and 2 torch threads alone
+# moved its losses by up to 4.4e-3 at its first step and 1.9e-2 at its second, so 1e-3 held only on the machine that
+# wrote the reference.
+TOL = {'phase1': 1e-3, 'phase2_scratch': 1e-3, 'phase2': 5e-2}
+
 def test_losses_as_before(tmp_path):
     ref, got = json.loads(REF.read_text()), run_three(tmp_path)
     assert got.keys() == ref.keys()
@@ -31,5 +38,5 @@ def test_losses_as_before(tmp_path):
         for g, r in zip(got[k], ref[k]):
             assert g.keys() == r.keys(), (k, sorted(g), sorted(r))          # the same named parts in the log
             for n, v in r.items():
-                if isinstance(v, float): assert math.isclose(g[n], v, rel_tol=1e-3), (k, g['step'], n, g[n], v)   # CPUs differ in the last bits
+                if isinstance(v, float): assert math.isclose(g[n], v, rel_tol=TOL[k]), (k, g['step'], n, g[n], v)
                 else: assert g[n] == v, (k, n, g[n], v)
