@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['masked_mean', 'supervised_loss', 'box3', 'ssim', 'photometric_error', 'reconstruct', 'row_weights',
            'reconstruction_loss', 'occlusion_mask', 'consistency_map', 'consistency_loss', 'smoothness_loss',
-           'multiscale_reconstruction_loss', 'multiscale_smoothness', 'pyramid_level', 'supervised_term',
-           'reconstruction_term', 'consistency_term', 'smoothness_term', 'weight_l1_term', 'Term', 'Objective',
-           'stereo_losses', 'plane_sweep_depth']
+           'multiscale_reconstruction_loss', 'multiscale_smoothness', 'pyramid_level', 'distillation_loss',
+           'supervised_term', 'reconstruction_term', 'consistency_term', 'distillation_term', 'smoothness_term',
+           'weight_l1_term', 'Term', 'Objective', 'stereo_losses', 'plane_sweep_depth']
 
 # %% ../nbs/02_losses.ipynb #1ea35fb3
 from dataclasses import dataclass
@@ -190,6 +190,19 @@ def pyramid_level(step:int, total:int, levels:int=3) -> int:
     "Coarse-to-fine schedule: level `levels` at the start, 0 for the last 1/(levels+1) of the `total` steps."
     return max(0, levels - int((levels + 1) * step / max(total, 1)))
 
+# %% ../nbs/02_losses.ipynb #1c9c4996
+def distillation_loss(depths:list,                    # predicted depth (B,1,h,w), metres, at one or more scales
+                      target:torch.Tensor,            # (B,1,H,W) the teacher's depth, metres (0: no target)
+                      mask:torch.Tensor|None=None,    # (B,1,H,W) bool: the pixels to learn from (None: all)
+                     ) -> torch.Tensor:
+    """Mean over the scales of the mean |log d - log target| over `mask`, each scale bilinearly resized to the target's
+    size (Guo et al. 2018's distillation of a stereo network into a monocular one)."""
+    m = target > 0 if mask is None else mask & (target > 0)
+    lt = target.float().clamp(min=1e-3).log()
+    return sum(
+        masked_mean((_up(d.float(), target.shape[-2:]).clamp(min=1e-3).log() - lt).abs(), m) for d in depths
+    ) / len(depths)
+
 # %% ../nbs/02_losses.ipynb #835af8b1
 def _scales(d) -> list:
     "A depth map or a list of scales (finest first) as a list."
@@ -214,6 +227,21 @@ def consistency_term(dls, drs, batch, ctx, row_weighting=False) -> dict:
     dl, dr, calib = dls[0], drs[0], batch['calib']
     w = row_weights(dl.shape[-2], dl.device) if row_weighting else None
     return {'con_L': consistency_loss(dl, dr, calib, w), 'con_R': consistency_loss(dr, dl, calib.swap(), w)}
+
+def distillation_term(dls, drs, batch, ctx,
+                      check:float=0.,           # > 0: only where the teacher's two maps agree within this (relative)
+                      all_scales:bool=False):   # all four decoder scales, not only the finest (as `supervised_term`)
+    """$D_L$, $D_R$: `distillation_loss` of each view's depths against the depth that `ctx['teacher']` (a binocular
+    network: (left, right, calib) -> (depth_left, depth_right)) finds from the clean views, without gradient."""
+    if ctx.get('teacher') is None: raise ValueError("the distillation term needs a teacher network (ctx['teacher'])")
+    with torch.no_grad():
+        tl, tr = (d.float() for d in ctx['teacher'](batch['left'], batch['right'], batch['calib']))
+        ml = mr = None
+        if check:
+            (el, vl), (er, vr) = consistency_map(tl, tr, batch['calib']), consistency_map(tr, tl, batch['calib'].swap())
+            ml, mr = vl & (el < check), vr & (er < check)
+    if not all_scales: dls, drs = dls[:1], drs[:1]
+    return {'dist_L': distillation_loss(dls, tl, ml), 'dist_R': distillation_loss(drs, tr, mr)}
 
 def smoothness_term(dls, drs, batch, ctx) -> dict:
     "$M_L + M_R$: multi-scale edge-aware smoothness of both views."
@@ -243,7 +271,7 @@ class Objective:
                  # depth of the left / right view: (B,1,h,w) metres, or a list of scales, finest first
                  self, dl, dr,
                  batch:dict,          # left, right (clean views), calib, and what the terms read (left_gt, right_gt)
-                 # what terms may need besides: level (photometric pyramid level), nets (the networks)
+                 # what terms may need besides: level (photometric pyramid level), nets (the networks), teacher
                  **ctx):
         dls, drs = _scales(dl), _scales(dr)
         parts, mean, added = {}, [], []
@@ -258,13 +286,16 @@ class Objective:
     @classmethod
     def recipe(cls, phase:int,        # 1: supervised + consistency; 2: reconstruction + consistency
                alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., smooth=1e-3, reg=0.,
-               kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True):
+               kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True,
+               distill=0., distill_check=0., distill_all_scales=False):
         "The objective of a training phase (the formula above) from its weights and options."
         sup = partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales)
         rec = partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion)
+        dist = partial(distillation_term, check=distill_check, all_scales=distill_all_scales)
         return cls(dict(sup=Term(sup, alpha if phase == 1 else lidar_in_phase2),
                         rec=Term(rec, beta if phase == 2 else 0.),
                         con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
+                        dist=Term(dist, distill),
                         smooth=Term(smoothness_term, smooth, mean=False),
                         reg=Term(weight_l1_term, reg, mean=False)))
 

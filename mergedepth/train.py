@@ -333,6 +333,12 @@ class TrainConfig:
     beta:float = 1.
     gamma:float|None = None            # weight of the consistency loss (None: .5 in phase 1, .1 in phase 2)
     lidar_in_phase2:float = 0.         # weight of the supervised loss kept in phase 2
+    # a binocular network (stereo.pth) whose depth the networks also learn, in either phase (distillation; no lidar)
+    teacher:str|None = None
+    distill:float = 1.                 # weight of the distillation loss (with --teacher)
+    distill_all_scales:bool = False    # distil all four decoder scales, not only the finest
+    # learn from the teacher only where its two views agree within this relative difference (0: everywhere)
+    distill_check:float = 0.
     reg:float = 0.                     # L1 weight regularisation
     smooth:float = 1e-3                # edge-aware smoothness weight (multi-scale, Godard et al. 2019)
     # supervised loss: log (l1 of log depth; 0.30 -> 0.14 in 04_train's evidence), l1, l2 (the seed's) or berhu
@@ -546,6 +552,11 @@ def check_config(cfg:TrainConfig, has_dataset:bool=False):
     if cfg.data_dir is None and not has_dataset:
         raise ValueError("no data: train(data_dir, ...), TrainConfig(data_dir=...) or train(dataset=...)")
     if cfg.arch not in ('mono', 'stereo'): raise ValueError(f"--arch should be mono or stereo, got {cfg.arch!r}")
+    if cfg.teacher is not None:
+        if not Path(cfg.teacher).is_file():
+            raise FileNotFoundError(f"--teacher: model file not found: {cfg.teacher}")
+        if model_arch(cfg.teacher) != 'stereo':
+            raise ValueError(f"--teacher {cfg.teacher} holds a monocular network; a teacher is binocular (stereo.pth)")
     if cfg.model_dtype not in ('fp16', 'bf16', 'fp32'):
         raise ValueError(f"--model_dtype should be fp16, bf16 or fp32, got {cfg.model_dtype!r}")
     if cfg.height < 32 or cfg.width < 32 or cfg.height % 32 or cfg.width % 32:
@@ -657,15 +668,19 @@ def _build_nets(self:Trainer):
     self.objective = self.custom_objective or Objective.recipe(
         A.phase, alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2, smooth=A.smooth,
         reg=A.reg, kind=A.supervised_kind, drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask,
-        sup_all_scales=A.sup_all_scales,
+        sup_all_scales=A.sup_all_scales, distill=A.distill if A.teacher else 0., distill_check=A.distill_check,
+        distill_all_scales=A.distill_all_scales,
     )
+    self.teacher = None                       # fixed: eval mode (its batch-norm statistics), no gradient
+    if A.teacher:
+        self.teacher = load_model(A.teacher).to(self.dev, memory_format=self.mf).eval().requires_grad_(False)
     self.levels = A.pyramid if A.phase == 2 else 0
     self.graph = can_graph if A.cuda_graph is None else A.cuda_graph
 
 @patch
 def _build_step(self:Trainer):
     "The one step path (after `restore`, which resets the optimizers' options): eager, or recorded as a CUDA graph."
-    loss_fn = lambda dl, dr, b: self.objective(dl, dr, b, level=self.level, nets=self.raw)
+    loss_fn = lambda dl, dr, b: self.objective(dl, dr, b, level=self.level, nets=self.raw, teacher=self.teacher)
     self.stepper = GraphedStep(self.nets, self.opts, loss_fn, self.dtype, graph=self.graph, scaler=self.scaler)
 
 # %% ../nbs/04_train.ipynb #7cf03a17
