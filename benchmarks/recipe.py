@@ -34,14 +34,15 @@ def one_run(spec:dict):
     import torch
     from mergedepth.train import train
     torch.set_num_threads(2)
-    out, res, prev = Path(spec['dir']), [], None
+    out, res, prev, parts = Path(spec['dir']), [], None, []
     for i, kw in enumerate(spec['chain']):
         kw = dict(kw)
         if kw.pop('from_previous', False): kw['l_model_pth'], kw['r_model_pth'] = prev
+        if (j := kw.pop('teacher_from_part', None)) is not None: kw['teacher'] = parts[j][0]   # a binocular stereo.pth
         d = out/f'part{i}'
         t = time.time()
         r = train(spec['data'], image_output_dir=d/'img', model_output_dir=d/'mod', **spec['common'], **kw)
-        prev = r['models']
+        prev = r['models']; parts.append(prev)
         val = {k: v for k, v in r['val'].items()}
         curve = [json.loads(l) for l in (d/'img'/'metrics.jsonl').read_text().splitlines() if '"val"' in l]
         test = score(prev, spec['data'], 'test', (spec['common']['height'], spec['common']['width']), next(r['networks'][0].parameters()).device)
@@ -55,11 +56,12 @@ def main():
     ap.add_argument('--budget', type=float, default=420., help='seconds for all training; runs still going then are stopped')
     ap.add_argument('--parallel', type=int, default=5, help='training processes at a time')
     ap.add_argument('--quick', action='store_true', help='tiny data and a few steps: checks the script, measures nothing')
-    ap.add_argument('--stage', default='sweep', choices=['sweep', 'evidence', 'binocular'],
+    ap.add_argument('--stage', default='sweep', choices=['sweep', 'evidence', 'binocular', 'distill'],
                     help='sweep: compare variants, then seeds of the best; evidence: the CLI defaults with seeds 0, 1, 2; '
-                         'binocular: --arch mono against --arch stereo (phase 1 + 2, phase 2 alone) at the same steps')
-    ap.add_argument('--seeds', type=int, default=3, help='binocular stage: seeds 0 .. N-1')
-    ap.add_argument('--only', default='', help='binocular stage: only the runs whose name contains this (e.g. phase1+phase2)')
+                         'binocular: --arch mono against --arch stereo (phase 1 + 2, phase 2 alone) at the same steps; '
+                         'distill: the monocular networks taught by the binocular one (--teacher) against them untaught')
+    ap.add_argument('--seeds', type=int, default=3, help='binocular and distill stages: seeds 0 .. N-1')
+    ap.add_argument('--only', default='', help='binocular and distill stages: only the runs whose name contains this (e.g. phase1+phase2)')
     ap.add_argument('--scenes', default=None, help='DRIVES,FRAMES of the rendered data (default 8,96)')
     ap.add_argument('--steps', type=int, default=2000, help='steps of a phase-1 run and of phase 2 alone; phase 2 after phase 1: half')
     ap.add_argument('--run', help=argparse.SUPPRESS)
@@ -130,6 +132,21 @@ def main():
             for arch in ('mono', 'stereo'):
                 jobs[f'{arch}_phase2_alone_seed{s}'] = [P2(s, arch=arch)]
                 jobs[f'{arch}_phase1+phase2_seed{s}'] = [P1(s, arch=arch), P2(s, steps // 2, from_previous=True, arch=arch)]
+        run_all({k: v for k, v in jobs.items() if a.only in k})
+        info['seconds'] = round(time.time() - t0, 1); write()
+        return print(f"wrote {out} ({info['seconds']} s)")
+    if a.stage == 'distill':                                # the binocular network of each seed teaches the monocular ones
+        jobs = {}
+        for s in range(a.seeds):
+            jobs[f'mono_phase2_alone_seed{s}'] = [P2(s)]
+            # about the compute of the teacher's training plus the taught run (a taught step also runs the teacher)
+            jobs[f'mono_phase2_alone_4x_steps_seed{s}'] = [P2(s, 4 * steps)]
+            # part 0: the teacher (phase 2 alone, no lidar); part 1: the monocular networks it teaches, from scratch
+            jobs[f'taught_phase2_alone_seed{s}'] = [P2(s, arch='stereo'), P2(s, teacher_from_part=0)]
+            jobs[f'mono_phase1+phase2_seed{s}'] = [P1(s), P2(s, steps // 2, from_previous=True)]
+            # parts 0, 1: the binocular phase 1 + 2; parts 2, 3: the monocular phase 1, then phase 2 taught by part 1
+            jobs[f'taught_phase1+phase2_seed{s}'] = [P1(s, arch='stereo'), P2(s, steps // 2, from_previous=True, arch='stereo'),
+                                                     P1(s), P2(s, steps // 2, from_previous=True, teacher_from_part=1)]
         run_all({k: v for k, v in jobs.items() if a.only in k})
         info['seconds'] = round(time.time() - t0, 1); write()
         return print(f"wrote {out} ({info['seconds']} s)")
