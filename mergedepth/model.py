@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'ENCODERS', 'PRECISIONS', 'register_encoder', 'PretrainedWeightsError',
-           'imagenet_state_dict', 'ResNetEncoder', 'unpool2x', 'FastUpConv5', 'UpProjection', 'UpProjDecoder',
-           'DepthNet', 'StereoDepthNet', 'save_depthnet', 'load_depthnet', 'load_weights', 'pick_device',
-           'cpu_has_bf16', 'resolve_precision', 'SeedUpProjection', 'seed_design', 'flop_table']
+           'imagenet_state_dict', 'ResNetEncoder', 'unpool2x', 'interleave2x', 'FastUpConv5', 'UpProjection',
+           'UpProjDecoder', 'DepthNet', 'StereoDepthNet', 'save_depthnet', 'load_depthnet', 'load_weights',
+           'pick_device', 'cpu_has_bf16', 'resolve_precision', 'SeedUpProjection', 'seed_design', 'flop_table']
 
 # %% ../nbs/01_model.ipynb #3194f97f
 import math
@@ -79,6 +79,24 @@ def unpool2x(x:torch.Tensor) -> torch.Tensor:
     out[:, :, 0::2, 0::2] = x
     return out
 
+def interleave2x(parts:list,    # [ee, eo, oe, oo]: (B,C,h,w) maps of the output pixels (2m+a, 2n+b), part 2a+b
+                 groups:int=1,  # split the C channels into this many maps
+                 ) -> list:
+    """Four parity maps (B,C,h,w) -> `groups` maps (B,C/groups,2h,2w) with pixel (2m+a, 2n+b) taken from part 2a+b,
+    each contiguous in the parts' memory format (channels-last in, channels-last out)."""
+    B, C, h, w = parts[0].shape; c = C // groups
+    if parts[0].is_contiguous(memory_format=torch.channels_last) and not parts[0].is_contiguous():
+        # (g,B,h,w,c), then (g,B,h,2,w,2,c)
+        p = [t.permute(0, 2, 3, 1).reshape(B, h, w, groups, c).permute(3, 0, 1, 2, 4) for t in parts]
+        y = torch.stack([torch.stack(p[:2], 4), torch.stack(p[2:], 4)], 3)
+        y = y.reshape(groups, B, 2 * h, 2 * w, c).permute(0, 1, 4, 2, 3)
+    else:
+        # (g,B,c,h,w), then (g,B,c,h,2,w,2)
+        p = [t.reshape(B, groups, c, h, w).transpose(0, 1) for t in parts]
+        y = torch.stack([torch.stack(p[:2], 5), torch.stack(p[2:], 5)], 4)
+        y = y.reshape(groups, B, c, 2 * h, 2 * w)
+    return list(y.unbind(0))
+
 # kernel -> (row, column) parity of its taps
 _PARITY = {'w_ee': (0, 0), 'w_eo': (0, 1), 'w_oe': (1, 0), 'w_oo': (1, 1)}
 
@@ -99,14 +117,18 @@ class FastUpConv5(nn.Module):
         for name, (a, b) in _PARITY.items(): w[:, :, a::2, b::2] = getattr(self, name)
         return w
 
-    def forward(self, x:torch.Tensor) -> torch.Tensor:
-        ee = F.conv2d(F.pad(x, (1, 1, 1, 1)), self.w_ee)       # (even row, even col): 3x3
-        eo = F.conv2d(F.pad(x, (0, 1, 1, 1)), self.w_eo)       # (even, odd): 3x2
-        oe = F.conv2d(F.pad(x, (1, 1, 0, 1)), self.w_oe)       # (odd, even): 2x3
-        oo = F.conv2d(F.pad(x, (0, 1, 0, 1)), self.w_oo)       # (odd, odd): 2x2
-        B, C, h, wd = ee.shape
-        # channel c*4 + 2a + b of the stack goes to output pixel (2m+a, 2n+b)
-        return F.pixel_shuffle(torch.stack([ee, eo, oe, oo], 2).reshape(B, C * 4, h, wd), 2)
+    def phases(self, x:torch.Tensor) -> list:
+        "The four parity maps (B,cout,h,w) of (B,cin,h,w) input: ee, eo, oe, oo."
+        return [F.conv2d(F.pad(x, (1, 1, 1, 1)), self.w_ee),   # (even row, even col): 3x3
+                F.conv2d(F.pad(x, (0, 1, 1, 1)), self.w_eo),   # (even, odd): 3x2
+                F.conv2d(F.pad(x, (1, 1, 0, 1)), self.w_oe),   # (odd, even): 2x3
+                F.conv2d(F.pad(x, (0, 1, 0, 1)), self.w_oo)]   # (odd, odd): 2x2
+
+    def forward(self, x:torch.Tensor,  # (B,cin,h,w)
+                groups:int=1):          # >1: return the output channels as that many separate maps
+        "(B,cin,h,w) -> (B,cout,2h,2w), or with `groups` > 1 a list of `groups` maps (B,cout/groups,2h,2w)."
+        ys = interleave2x(self.phases(x), groups)
+        return ys[0] if groups == 1 else ys
 
     def naive(self, x:torch.Tensor) -> torch.Tensor:
         "The reference: unpool, then the 5x5 convolution at the upsampled resolution."
@@ -134,12 +156,12 @@ class UpProjection(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
 
-    def _rest(self, y):
-        a, p = y[:, :self.cout], y[:, self.cout:]
+    def _rest(self, a, p):
+        "a, p: the main and projection branches after the 5x5 convolutions, (B,cout,2h,2w) each."
         a = self.bn2(self.conv2(self.act(self.bn1(a))))
         return self.act(a + self.bn_proj(p))
-    def forward(self, x): return self._rest(self.up(x))
-    def naive(self, x): return self._rest(self.up.naive(x))
+    def forward(self, x): return self._rest(*self.up(x, groups=2))
+    def naive(self, x): return self._rest(*self.up.naive(x).split(self.cout, 1))
 
 # %% ../nbs/01_model.ipynb #8f2b3b22
 class UpProjDecoder(nn.Module):
@@ -337,7 +359,7 @@ class SeedUpProjection(UpProjection):
         super().__init__(cin, cout)
         self.upsample = nn.ConvTranspose2d(cin, cin, 2, stride=2, groups=cin, bias=False)
         self.weight5 = nn.Parameter(self.up.weight.detach().clone()); del self.up     # one plain 5x5 kernel
-    def forward(self, x): return self._rest(F.conv2d(self.upsample(x), self.weight5, padding=2))
+    def forward(self, x): return self._rest(*F.conv2d(self.upsample(x), self.weight5, padding=2).split(self.cout, 1))
 
 def seed_design(net:DepthNet) -> DepthNet:
     "`net` with its up-projection blocks swapped for the seed's form (in place)."
