@@ -64,6 +64,8 @@ def main():
     ap.add_argument('--only', default='', help='binocular and distill stages: only the runs whose name contains this (e.g. phase1+phase2)')
     ap.add_argument('--scenes', default=None, help='DRIVES,FRAMES of the rendered data (default 8,96)')
     ap.add_argument('--steps', type=int, default=2000, help='steps of a phase-1 run and of phase 2 alone; phase 2 after phase 1: half')
+    ap.add_argument('--lr_decay', action='store_true', help="the CLI's default schedule (x0.9 every epoch; 16 steps at --scenes 4,48) "
+                    'instead of a constant learning rate')
     ap.add_argument('--run', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.run: return one_run(json.loads(Path(a.run).read_text()))
@@ -79,14 +81,14 @@ def main():
     per_epoch = max(1, (drives * frames * 4 // 6) // 8)
     ep = lambda n: -(-n // per_epoch)
     common = dict(encoder='resnet18', pretrained=False, height=64, width=192, batch_size=8, workers=2 if dev == 'cuda' else 0,
-                  print_every=0, progress=False, tensorboard=False, lr_decay=False, keep_epoch_models=1, device=dev)
+                  print_every=0, progress=False, tensorboard=False, lr_decay=a.lr_decay, keep_epoch_models=1, device=dev)
     P1 = lambda s, **k: dict(phase=1, epochs=ep(steps), max_steps=steps, seed=s, **k)
     P2 = lambda s, n=steps, **k: dict(phase=2, epochs=ep(n), max_steps=n, seed=s, **k)
     results, t_train0 = {}, time.time()
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     info = dict(machine=(torch.cuda.get_device_name(0) if dev == 'cuda' else platform.processor() or platform.machine()),
                 cores=cores, torch=torch.__version__, data=f'{drives} drives x {frames} hard scenes at 128x384 (train/val/test 4:1:1 per drive)',
-                trained_at='64x192, ResNet-18 from scratch, batch 8, lr decay off', steps=steps, parallel=a.parallel,
+                trained_at=f"64x192, ResNet-18 from scratch, batch 8, lr decay {'x0.9 per epoch' if a.lr_decay else 'off'}", steps=steps, parallel=a.parallel,
                 render_seconds=round(t_render, 1), note='runs share the machine (up to --parallel at a time)')
     def write():
         out.write_text(json.dumps(dict(info=info, runs=results), indent=1) + '\n')
