@@ -9,7 +9,7 @@ import argparse, json, statistics, sys
 from pathlib import Path
 import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent)); sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from run import make_batch, adam, step_breakdown, sliced_interleave, matmul_rate, machine
+from run import make_batch, adam, interleave_round, matmul_rate, machine
 from mergedepth.model import DepthNet
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -23,8 +23,6 @@ opts, batch = adam(nets), make_batch(2, (192, 640), dev)
 res = {'per_branch': [], 'sliced': [], 'matmul_bf16_gflops': []}
 for r in range(a.rounds):
     res['matmul_bf16_gflops'].append(matmul_rate(dev, torch.bfloat16, 2048, 5))
-    for k in ('per_branch', 'sliced'):
-        with sliced_interleave(k == 'sliced'):
-            res[k].append(sum(step_breakdown(nets, opts, batch, 2, dev, torch.bfloat16, 2).values()))
+    for k, v in interleave_round(nets, opts, batch, dev, 2).items(): res[k].append(v)
     print(f"round {r}: " + ', '.join(f"{k} {v[-1]:.3f}" for k, v in res.items()), flush=True)
 print(json.dumps({k: dict(median=statistics.median(v), min=min(v), max=max(v)) for k, v in res.items()}))

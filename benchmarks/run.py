@@ -116,6 +116,13 @@ def sliced_interleave(on:bool=True):
     try: yield
     finally: UpProjection.forward = keep
 
+def interleave_round(nets, opts, batch, dev, runs) -> dict:
+    "Seconds of a phase-2 bf16 step with the up-projection as it is ('per_branch') and as it was ('sliced'), one after the other."
+    out = {}
+    for k in ('per_branch', 'sliced'):
+        with sliced_interleave(k == 'sliced'): out[k] = sum(step_breakdown(nets, opts, batch, 2, dev, torch.bfloat16, runs).values())
+    return out
+
 KERNEL_KINDS = [('convolution and matrix products', ('conv', 'gemm', 'cutlass', 'xmma', 'sm90', 'sm80', 'implicit', 'wgrad', 'dgrad', 'cudnn', 'nhwc', 'nchw')),
                 ('batch norm', ('batch_norm', 'batchnorm', 'bn_fw', 'bn_bw', 'welford')),
                 ('optimizer', ('adam', 'multi_tensor')),
@@ -296,7 +303,7 @@ def main():
     ap.add_argument('--out', default=None, help='JSON file for the results (default benchmarks/results/<device>.json)')
     ap.add_argument('--encoder', default='resnet50')
     ap.add_argument('--profile', action='store_true', help='only profile a phase-2 step (torch.profiler)')
-    ap.add_argument('--no_compile', action='store_true', help='skip the torch.compile rows (GPU)')
+    ap.add_argument('--no_compile', action='store_true', help='skip the torch.compile rows')
     ap.add_argument('--data_only', action='store_true', help='only the data section, updating the results file in place')
     a = ap.parse_args()
     dev = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
@@ -362,9 +369,7 @@ def main():
     # channel halves are sliced (before); interleaved 3x
     il_t = {'per_branch': [], 'sliced': []}
     for _ in range(3):
-        for k in il_t:
-            with sliced_interleave(k == 'sliced'):
-                il_t[k].append(sum(step_breakdown(nets, opts, batch, 2, dev, dts['bf16'], runs).values()))
+        for k, v in interleave_round(nets, opts, batch, dev, runs).items(): il_t[k].append(v)
     R['interleave_phase2_bf16'] = {k: statistics.median(v) for k, v in il_t.items()}
     print(f"phase 2 step bf16, interleaved 3x: up-projection branches as separate maps {R['interleave_phase2_bf16']['per_branch']:.3f} s, "
           f"sliced from one pixel-shuffled map (before) {R['interleave_phase2_bf16']['sliced']:.3f} s", flush=True)
@@ -389,30 +394,29 @@ def main():
             except Exception as e:
                 print(f"CUDA graph at batch {bs} failed: {type(e).__name__}: {str(e)[:300]}", flush=True)
         del big
-    if True:
-        try:
-            if a.no_compile: raise RuntimeError('skipped (--no_compile)')
-            t = time.time()
-            cnets = [torch.compile(n) for n in nets]
-            step_breakdown(cnets, opts, batch, 2, dev, dts['bf16'], 1)                      # compiles
-            br = step_breakdown(cnets, opts, batch, 2, dev, dts['bf16'], runs)
-            fl = R['step']['phase2_bf16']['gflop']
-            R['step']['phase2_bf16_compiled'] = dict(**br, total=sum(br.values()), gflop=fl, floor=fl / R['matmul_gflops']['bf16'],
-                                                     vs_floor=sum(br.values()) / (fl / R['matmul_gflops']['bf16']),
-                                                     losses_share=br['losses'] / sum(br.values()), tflops_achieved=fl / 1e3 / sum(br.values()),
-                                                     compile_s=time.time() - t)
-            print(f"phase 2 step bf16, torch.compile'd networks: {sum(br.values()):.3f} s (compiling took {time.time() - t:.0f} s)")
-            for bs in ((B, 4 * B) if cuda else ()):                 # compiled networks inside the recorded step
-                bb = batch if bs == B else make_batch(bs, hw, dev)
-                t_ = graphed_time(cnets, bb, 2, dev, dts['bf16'], 10)
-                fl = R['step']['phase2_bf16']['gflop'] * bs / B
-                R['step'][f'phase2_bf16_compiled_cuda_graph_batch{bs}'] = dict(total=t_, gflop=fl, floor=fl / R['matmul_gflops']['bf16'],
-                                                                                vs_floor=t_ / (fl / R['matmul_gflops']['bf16']), tflops_achieved=fl / 1e3 / t_)
-                print(f"phase 2 step bf16, compiled + CUDA graph, batch {bs}: {t_:.4f} s, {fl / 1e3 / t_:.1f} TFLOP/s, measured/floor {t_ / (fl / R['matmul_gflops']['bf16']):.1f}", flush=True)
-                del bb
-            del cnets
-        except Exception as e:
-            print(f"torch.compile failed: {type(e).__name__}: {str(e)[:200]}")
+    try:
+        if a.no_compile: raise RuntimeError('skipped (--no_compile)')
+        t = time.time()
+        cnets = [torch.compile(n) for n in nets]
+        step_breakdown(cnets, opts, batch, 2, dev, dts['bf16'], 1)                      # compiles
+        br = step_breakdown(cnets, opts, batch, 2, dev, dts['bf16'], runs)
+        fl = R['step']['phase2_bf16']['gflop']
+        R['step']['phase2_bf16_compiled'] = dict(**br, total=sum(br.values()), gflop=fl, floor=fl / R['matmul_gflops']['bf16'],
+                                                 vs_floor=sum(br.values()) / (fl / R['matmul_gflops']['bf16']),
+                                                 losses_share=br['losses'] / sum(br.values()), tflops_achieved=fl / 1e3 / sum(br.values()),
+                                                 compile_s=time.time() - t)
+        print(f"phase 2 step bf16, torch.compile'd networks: {sum(br.values()):.3f} s (compiling took {time.time() - t:.0f} s)")
+        for bs in ((B, 4 * B) if cuda else ()):                 # compiled networks inside the recorded step
+            bb = batch if bs == B else make_batch(bs, hw, dev)
+            t_ = graphed_time(cnets, bb, 2, dev, dts['bf16'], 10)
+            fl = R['step']['phase2_bf16']['gflop'] * bs / B
+            R['step'][f'phase2_bf16_compiled_cuda_graph_batch{bs}'] = dict(total=t_, gflop=fl, floor=fl / R['matmul_gflops']['bf16'],
+                                                                            vs_floor=t_ / (fl / R['matmul_gflops']['bf16']), tflops_achieved=fl / 1e3 / t_)
+            print(f"phase 2 step bf16, compiled + CUDA graph, batch {bs}: {t_:.4f} s, {fl / 1e3 / t_:.1f} TFLOP/s, measured/floor {t_ / (fl / R['matmul_gflops']['bf16']):.1f}", flush=True)
+            del bb
+        del cnets
+    except Exception as e:
+        print(f"torch.compile failed: {type(e).__name__}: {str(e)[:200]}")
     # the ceiling measured again after the steps; the better of the two is the ceiling, and the floors follow from it
     for p_, dt in (('fp32', torch.float32), ('bf16', torch.bfloat16)):
         again = matmul_rate(dev, dt, n, 10)
