@@ -66,6 +66,8 @@ def main():
     ap.add_argument('--steps', type=int, default=2000, help='steps of a phase-1 run and of phase 2 alone; phase 2 after phase 1: half')
     ap.add_argument('--lr_decay', action='store_true', help="the CLI's default schedule (x0.9 every epoch; 16 steps at --scenes 4,48) "
                     'instead of a constant learning rate')
+    ap.add_argument('--set', default='', help='training parameters for every run, as name=value,... (values read as JSON '
+                    'where they parse, e.g. pyramid=2,lr=3e-4)')
     ap.add_argument('--run', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.run: return one_run(json.loads(Path(a.run).read_text()))
@@ -82,6 +84,10 @@ def main():
     ep = lambda n: -(-n // per_epoch)
     common = dict(encoder='resnet18', pretrained=False, height=64, width=192, batch_size=8, workers=2 if dev == 'cuda' else 0,
                   print_every=0, progress=False, tensorboard=False, lr_decay=a.lr_decay, keep_epoch_models=1, device=dev)
+    for kv in filter(None, a.set.split(',')):
+        k, v = kv.split('=', 1)
+        try: common[k] = json.loads(v)
+        except json.JSONDecodeError: common[k] = v
     P1 = lambda s, **k: dict(phase=1, epochs=ep(steps), max_steps=steps, seed=s, **k)
     P2 = lambda s, n=steps, **k: dict(phase=2, epochs=ep(n), max_steps=n, seed=s, **k)
     results, t_train0 = {}, time.time()
