@@ -52,6 +52,16 @@ def rig_depth_range(calib:StereoCalib, w:int):
     return fb / (w / 3), fb / 0.2, fb / (w / 32)
 
 # %% ../nbs/09_fit.ipynb #6b5d012c
+def _fit_networks(arch:str, encoder:str, rig:StereoCalib, w:int, far_start:float) -> list:
+    """The networks a fit starts from, their depth range set by the rig at width `w`: two `DepthNet`s at the starting
+    depth, or one `MatchDepthNet` whose matching starts biased to far hypotheses."""
+    lo, hi, init = rig_depth_range(rig, w)
+    if arch == 'mono':
+        return [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init) for _ in range(2)]
+    net = MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo)
+    with torch.no_grad(): net.aggregate.out.bias.copy_(-far_start * net.s)
+    return [net]
+
 def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) float tensor in [0,1]: view of camera 1
                     right,                    # the same for camera 2
                     # the rig, valid at (H,W) (any rectified rig; unequal principal points allowed)
@@ -67,7 +77,10 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
                     progress:bool=False,      # a progress bar with the loss
                     callback=None,            # called as callback(step, loss, depth_left) every step
                     # 'mono': two networks, one image each; 'stereo': one binocular network (11_binocular)
-                    arch:str='mono'):
+                    arch:str='mono',
+                    # binocular: the matching starts biased to far hypotheses, logits - far_start * s (s from 0 far to
+                    # 1 near; 0: from the middle of the hypotheses, as a trained network's matching does)
+                    far_start:float=10.):
     """Fit two depth networks to one stereo pair with the phase-2 losses only; returns (depth_left, depth_right),
     float32 (H,W) metres."""
     L, R = _as_image(left, 'left'), _as_image(right, 'right')
@@ -83,13 +96,10 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     hw = working_size((H, W), max_pixels)
     Lw, Rw = (_to_working(x, hw, dev) for x in (L, R))
     rig = calib.resize(hw).to(torch.float32).to(dev)
-    lo, hi, init = rig_depth_range(rig, hw[1])
     if arch not in ('mono', 'stereo'): raise ValueError(f"arch should be 'mono' or 'stereo', got {arch!r}")
     stereo = arch == 'stereo'
     levels = (0 if stereo else 3) if levels is None else int(levels)
-    if stereo: nets = [MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo).to(dev).train()]
-    else: nets = [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init).to(dev).train()
-                  for _ in range(2)]
+    nets = [n.to(dev).train() for n in _fit_networks(arch, encoder, rig, hw[1], far_start)]
     opt = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=lr)
     batch = dict(left=Lw, right=Rw, calib=rig)
     def pair():
