@@ -2,7 +2,7 @@
 """The per-pair fit scored against dense ground truth: synthetic stereo pairs whose depth is known at every pixel.
 
     python benchmarks/fit_dense.py [--scenes 3] [--rigs kitti,small] [--archs mono,stereo] [--steps N]
-                                   [--out benchmarks/results/fit_dense_<machine>.json]
+                                   [--out benchmarks/results/fit_dense_<machine>.json] [--figure pairs.jpg]
 
 The issue's targets for `fit_stereo_pair` (abs_rel <= 0.10 and a1 >= 0.85 monocular, <= 0.05 and >= 0.95 binocular) are
 for real pairs with dense ground truth, which this project does not have; its visible proxy is the agreement with a
