@@ -2,7 +2,7 @@
 """The per-pair fit scored against dense ground truth: synthetic stereo pairs whose depth is known at every pixel.
 
     python benchmarks/fit_dense.py [--scenes 3] [--rigs kitti,small] [--archs mono,stereo] [--steps N]
-                                   [--out benchmarks/results/fit_dense_<machine>.json] [--figure pairs.jpg]
+                                   [--out benchmarks/results/fit/dense_<machine>.json] [--figure pairs.jpg]
 
 The issue's targets for `fit_stereo_pair` (abs_rel <= 0.10 and a1 >= 0.85 monocular, <= 0.05 and >= 0.95 binocular) are
 for real pairs with dense ground truth, which this project does not have; its visible proxy is the agreement with a
@@ -65,7 +65,7 @@ def main():
     from mergedepth.fit import fit_stereo_pair, sgbm_depth
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     machine = torch.cuda.get_device_name(0) if dev == 'cuda' else (platform.processor() or platform.machine())
-    out = Path(a.out or ROOT/'benchmarks'/'results'/f"fit_dense_{'cuda' if dev == 'cuda' else 'cpu'}.json")
+    out = Path(a.out or ROOT/'benchmarks'/'results'/'fit'/f"dense_{'cuda' if dev == 'cuda' else 'cpu'}.json")
     res = dict(info=dict(machine=machine, torch=torch.__version__, steps=a.steps or 'default', max_depth=a.max_depth,
                          rigs={k: dict(hw=v[0], fx=v[1], baseline=v[2], matcher_disparities=v[3]) for k, v in RIGS.items()}), pairs=[])
     panels = []
