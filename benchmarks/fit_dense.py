@@ -51,6 +51,20 @@ def scores(pred:np.ndarray, gt:np.ndarray, mask:np.ndarray, max_depth:float=80.)
     rel = np.abs(np.clip(pred[k], 1e-3, max_depth) - g[k]) / g[k]
     return dict(abs_rel=m['abs_rel'], a1=m['a1'], median_rel=float(np.median(rel)), pixels=float(k.mean()))
 
+def summarise(pairs:list) -> dict:
+    "Means over the pairs (and the per-pair scores) of every fit in them, and of the matcher."
+    S = {}
+    for arch in [k for k in pairs[0] if k not in ('rig', 'seed', 'render_s', 'sgbm')]:
+        rows = [r[arch] for r in pairs]
+        S[arch] = dict(abs_rel=float(np.mean([r['dense']['abs_rel'] for r in rows])),
+                       a1=float(np.mean([r['dense']['a1'] for r in rows])),
+                       median_rel_to_matcher=float(np.mean([r['against_matcher']['median_rel'] for r in rows])),
+                       abs_rel_per_pair=[round(r['dense']['abs_rel'], 4) for r in rows],
+                       a1_per_pair=[round(r['dense']['a1'], 4) for r in rows])
+    S['sgbm_abs_rel_on_its_pixels'] = float(np.mean([r['sgbm']['abs_rel'] for r in pairs]))
+    S['sgbm_pixels'] = float(np.mean([r['sgbm']['pixels'] for r in pairs]))
+    return S
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--scenes', type=int, default=3, help='pairs per rig (seeds first .. first + N - 1)')
@@ -60,7 +74,7 @@ def main():
     ap.add_argument('--steps', type=int, default=None, help="fit steps (default: fit_stereo_pair's)")
     ap.add_argument('--max_depth', type=float, default=80., help='score pixels with depth up to this, metres')
     ap.add_argument('--out', default=None)
-    ap.add_argument('--figure', default=None, help='also save a figure of every pair (PNG)')
+    ap.add_argument('--figure', default=None, help='also save a figure of every pair (.png or .jpg)')
     a = ap.parse_args()
     from mergedepth.fit import fit_stereo_pair, sgbm_depth
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -92,13 +106,7 @@ def main():
                   'of the pixels', flush=True)
             res['pairs'].append(row)
             panels.append((f'{rig} {s}', L, gt, ref, fits))
-            summary = {}
-            for arch in a.archs.split(','):
-                rows = [r[arch] for r in res['pairs']]
-                summary[arch] = {k: float(np.mean([r['dense'][k] for r in rows])) for k in ('abs_rel', 'a1')}
-                summary[arch]['median_rel_to_matcher'] = float(np.mean([r['against_matcher']['median_rel'] for r in rows]))
-            summary['sgbm_abs_rel_on_its_pixels'] = float(np.mean([r['sgbm']['abs_rel'] for r in res['pairs']]))
-            res['summary_mean_over_pairs'] = summary
+            res['summary_mean_over_pairs'] = summarise(res['pairs'])
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(res, indent=1) + '\n')
     print(json.dumps(res['summary_mean_over_pairs'], indent=1))
