@@ -71,7 +71,9 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
                     max_pixels:int=60_000,    # working size: about this many pixels
                     lr:float=1e-3,            # Adam learning rate
                     gamma:float=0.1,          # consistency weight
-                    smooth:float=1e-3,        # smoothness weight
+                    smooth:float=1e-2,        # smoothness weight
+                    # smoothness of second differences (planes are free; 02_losses) or of first differences (1)
+                    smooth_order:int=2,
                     levels:int|None=None,     # coarsest pyramid level (default: 3 for mono, 0 = none for stereo)
                     device:str='auto',        # auto, cpu, cuda
                     progress:bool=False,      # a progress bar with the loss
@@ -105,7 +107,8 @@ def fit_stereo_pair(left,                     # (H,W,3) uint8 array or (3,H,W) f
     def pair():
         if stereo: return nets[0](Lw, Rw, rig, all_scales=True)
         return nets[0](Lw, all_scales=True), nets[1](Rw, all_scales=True)
-    objective = Objective.recipe(2, beta=1.0, gamma=gamma, smooth=smooth)      # phase 2: no depth supervision
+    # phase 2: no depth supervision
+    objective = Objective.recipe(2, beta=1.0, gamma=gamma, smooth=smooth, smooth_order=smooth_order)
     bar = tqdm(range(steps), desc='fitting', disable=not progress, dynamic_ncols=True)
     for it in bar:
         dls, drs = pair()

@@ -156,16 +156,26 @@ def consistency_loss(depth1:torch.Tensor, # (B,1,H,W) depth of view 1, metres
     return masked_mean(*consistency_map(depth1, depth2, calib), weight)
 
 # %% ../nbs/02_losses.ipynb #4e0b90b2
-def smoothness_loss(depth:torch.Tensor, img:torch.Tensor) -> torch.Tensor:
-    "Edge-aware smoothness of mean-normalised inverse depth; `img` is resized to the depth's size."
+def smoothness_loss(depth:torch.Tensor,   # (B,1,h,w) depth, metres
+                    img:torch.Tensor,     # (B,C,H,W) the view in [0,1] (resized to the depth's size)
+                    order:int=1,          # 1: first differences (Godard et al. 2017); 2: second differences
+                    ) -> torch.Tensor:
+    "Edge-aware smoothness of mean-normalised inverse depth (a scalar)."
     check_shapes(depth=(depth, 'B,1,h,w'), img=(img, 'B,C,H,W'))
     if img.shape[-2:] != depth.shape[-2:]: img = F.interpolate(img, size=depth.shape[-2:], mode='area')
     disp = 1 / depth.clamp(min=1e-3)
     disp = disp / disp.mean((2, 3), keepdim=True)
-    dx, dy = (disp[..., :, 1:] - disp[..., :, :-1]).abs(), (disp[..., 1:, :] - disp[..., :-1, :]).abs()
     ix = (img[..., :, 1:] - img[..., :, :-1]).abs().mean(1, keepdim=True)
     iy = (img[..., 1:, :] - img[..., :-1, :]).abs().mean(1, keepdim=True)
-    return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
+    if order == 1:
+        dx, dy = (disp[..., :, 1:] - disp[..., :, :-1]).abs(), (disp[..., 1:, :] - disp[..., :-1, :]).abs()
+        return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
+    if order != 2: raise ValueError(f"smoothness order should be 1 or 2, got {order}")
+    dxx = (disp[..., :, 2:] - 2 * disp[..., :, 1:-1] + disp[..., :, :-2]).abs()
+    dyy = (disp[..., 2:, :] - 2 * disp[..., 1:-1, :] + disp[..., :-2, :]).abs()
+    wx = torch.exp(-torch.maximum(ix[..., :, 1:], ix[..., :, :-1]))
+    wy = torch.exp(-torch.maximum(iy[..., 1:, :], iy[..., :-1, :]))
+    return (dxx * wx).mean() + (dyy * wy).mean()
 
 # %% ../nbs/02_losses.ipynb #542f5639
 def multiscale_reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0,1]
@@ -182,9 +192,9 @@ def multiscale_reconstruction_loss(img1:torch.Tensor,   # (B,3,H,W) view 1 in [0
         img1, img2 = F.interpolate(img1, size=hw, mode='area'), F.interpolate(img2, size=hw, mode='area')
     return sum(reconstruction_loss(img1, img2, d, calib, **kwargs) for d in depths1) / len(depths1)
 
-def multiscale_smoothness(depths:list, img:torch.Tensor) -> torch.Tensor:
+def multiscale_smoothness(depths:list, img:torch.Tensor, order:int=1) -> torch.Tensor:
     "Edge-aware smoothness of each depth map (finest first) divided by 2**scale, summed (Godard et al. 2019)."
-    return sum(smoothness_loss(d, img) / 2 ** s for s, d in enumerate(depths))
+    return sum(smoothness_loss(d, img, order) / 2 ** s for s, d in enumerate(depths))
 
 def pyramid_level(step:int, total:int, levels:int=3) -> int:
     "Coarse-to-fine schedule: level `levels` at the start, 0 for the last 1/(levels+1) of the `total` steps."
@@ -243,9 +253,10 @@ def distillation_term(dls, drs, batch, ctx,
     if not all_scales: dls, drs = dls[:1], drs[:1]
     return {'dist_L': distillation_loss(dls, tl, ml), 'dist_R': distillation_loss(drs, tr, mr)}
 
-def smoothness_term(dls, drs, batch, ctx) -> dict:
-    "$M_L + M_R$: multi-scale edge-aware smoothness of both views."
-    return {'smooth': multiscale_smoothness(dls, batch['left']) + multiscale_smoothness(drs, batch['right'])}
+def smoothness_term(dls, drs, batch, ctx, order:int=1) -> dict:
+    "$M_L + M_R$: multi-scale edge-aware smoothness (of `order` 1 or 2) of both views."
+    ms = lambda ds, img: multiscale_smoothness(ds, img, order)
+    return {'smooth': ms(dls, batch['left']) + ms(drs, batch['right'])}
 
 def weight_l1_term(dls, drs, batch, ctx) -> dict:
     "$\\lVert\\theta\\rVert_1$: the L1 norm of the weights of the networks in `ctx['nets']`."
@@ -287,7 +298,7 @@ class Objective:
     def recipe(cls, phase:int,        # 1: supervised + consistency; 2: reconstruction + consistency
                alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., smooth=1e-3, reg=0.,
                kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True,
-               distill=0., distill_check=0., distill_all_scales=False):
+               distill=0., distill_check=0., distill_all_scales=False, smooth_order=1):
         "The objective of a training phase (the formula above) from its weights and options."
         sup = partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales)
         rec = partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion)
@@ -296,7 +307,7 @@ class Objective:
                         rec=Term(rec, beta if phase == 2 else 0.),
                         con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
                         dist=Term(dist, distill),
-                        smooth=Term(smoothness_term, smooth, mean=False),
+                        smooth=Term(partial(smoothness_term, order=smooth_order), smooth, mean=False),
                         reg=Term(weight_l1_term, reg, mean=False)))
 
 def stereo_losses(
