@@ -341,6 +341,8 @@ class TrainConfig:
     distill_check:float = 0.
     reg:float = 0.                     # L1 weight regularisation
     smooth:float = 1e-3                # edge-aware smoothness weight (multi-scale, Godard et al. 2019)
+    # smoothness of first differences of inverse depth (1) or of second differences (2: planes are free; 02_losses)
+    smooth_order:int = 1
     # supervised loss: log (l1 of log depth; 0.30 -> 0.14 in 04_train's evidence), l1, l2 (the seed's) or berhu
     supervised_kind:str = 'log'
     drop_p:float = 0.                  # drop each lidar point with this probability
@@ -552,6 +554,7 @@ def check_config(cfg:TrainConfig, has_dataset:bool=False):
     if cfg.data_dir is None and not has_dataset:
         raise ValueError("no data: train(data_dir, ...), TrainConfig(data_dir=...) or train(dataset=...)")
     if cfg.arch not in ('mono', 'stereo'): raise ValueError(f"--arch should be mono or stereo, got {cfg.arch!r}")
+    if cfg.smooth_order not in (1, 2): raise ValueError(f"--smooth_order should be 1 or 2, got {cfg.smooth_order}")
     if cfg.teacher is not None:
         if not Path(cfg.teacher).is_file():
             raise FileNotFoundError(f"--teacher: model file not found: {cfg.teacher}")
@@ -667,6 +670,7 @@ def _build_nets(self:Trainer):
                          f"{self.world} process(es), precision {self.prec})")
     self.objective = self.custom_objective or Objective.recipe(
         A.phase, alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2, smooth=A.smooth,
+        smooth_order=A.smooth_order,
         reg=A.reg, kind=A.supervised_kind, drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask,
         sup_all_scales=A.sup_all_scales, distill=A.distill if A.teacher else 0., distill_check=A.distill_check,
         distill_all_scales=A.distill_all_scales,
