@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The per-pair fit scored against dense ground truth: synthetic stereo pairs whose depth is known at every pixel.
 
-    python benchmarks/fit_dense.py [--scenes 3] [--rigs kitti,small] [--archs mono,stereo] [--steps N]
+    python benchmarks/fit_dense.py [--scenes 3] [--rigs kitti,small] [--archs mono,stereo] [--steps N] [--max_pixels P]
                                    [--out benchmarks/results/fit/dense_<machine>.json] [--figure pairs.jpg]
 
 The issue's targets for `fit_stereo_pair` (abs_rel <= 0.10 and a1 >= 0.85 monocular, <= 0.05 and >= 0.95 binocular) are
@@ -72,6 +72,7 @@ def main():
     ap.add_argument('--rigs', default='kitti,small', help=f"comma-separated from {', '.join(RIGS)}")
     ap.add_argument('--archs', default='mono,stereo')
     ap.add_argument('--steps', type=int, default=None, help="fit steps (default: fit_stereo_pair's)")
+    ap.add_argument('--max_pixels', type=int, default=None, help="fit working size in pixels (default: fit_stereo_pair's)")
     ap.add_argument('--max_depth', type=float, default=80., help='score pixels with depth up to this, metres')
     ap.add_argument('--out', default=None)
     ap.add_argument('--figure', default=None, help='also save a figure of every pair (.png or .jpg)')
@@ -81,6 +82,7 @@ def main():
     machine = torch.cuda.get_device_name(0) if dev == 'cuda' else (platform.processor() or platform.machine())
     out = Path(a.out or ROOT/'benchmarks'/'results'/'fit'/f"dense_{'cuda' if dev == 'cuda' else 'cpu'}.json")
     res = dict(info=dict(machine=machine, torch=torch.__version__, steps=a.steps or 'default', max_depth=a.max_depth,
+                         max_pixels=a.max_pixels or 'default',
                          rigs={k: dict(hw=v[0], fx=v[1], baseline=v[2], matcher_disparities=v[3]) for k, v in RIGS.items()}), pairs=[])
     panels = []
     for rig in a.rigs.split(','):
@@ -94,7 +96,8 @@ def main():
             fits = {}
             for arch in a.archs.split(','):
                 torch.manual_seed(0); t = time.time()
-                dl, _ = fit_stereo_pair(L, R, calib, steps=a.steps, arch=arch, device=dev)
+                extra = {} if a.max_pixels is None else dict(max_pixels=a.max_pixels)
+                dl, _ = fit_stereo_pair(L, R, calib, steps=a.steps, arch=arch, device=dev, **extra)
                 row[arch] = dict(seconds=round(time.time() - t, 1), dense=scores(dl, gt, valid, a.max_depth),
                                  on_matcher_pixels=scores(dl, gt, conf, a.max_depth),
                                  against_matcher=scores(dl, ref, conf, a.max_depth))
