@@ -162,6 +162,7 @@ def smoothness_loss(depth:torch.Tensor,   # (B,1,h,w) depth, metres
                     ) -> torch.Tensor:
     "Edge-aware smoothness of mean-normalised inverse depth (a scalar)."
     check_shapes(depth=(depth, 'B,1,h,w'), img=(img, 'B,C,H,W'))
+    if order not in (1, 2): raise ValueError(f"smoothness order should be 1 or 2, got {order}")
     if img.shape[-2:] != depth.shape[-2:]: img = F.interpolate(img, size=depth.shape[-2:], mode='area')
     disp = 1 / depth.clamp(min=1e-3)
     disp = disp / disp.mean((2, 3), keepdim=True)
@@ -170,7 +171,6 @@ def smoothness_loss(depth:torch.Tensor,   # (B,1,h,w) depth, metres
     if order == 1:
         dx, dy = (disp[..., :, 1:] - disp[..., :, :-1]).abs(), (disp[..., 1:, :] - disp[..., :-1, :]).abs()
         return (dx * torch.exp(-ix)).mean() + (dy * torch.exp(-iy)).mean()
-    if order != 2: raise ValueError(f"smoothness order should be 1 or 2, got {order}")
     dxx = (disp[..., :, 2:] - 2 * disp[..., :, 1:-1] + disp[..., :, :-2]).abs()
     dyy = (disp[..., 2:, :] - 2 * disp[..., 1:-1, :] + disp[..., :-2, :]).abs()
     wx = torch.exp(-torch.maximum(ix[..., :, 1:], ix[..., :, :-1]))
