@@ -26,6 +26,23 @@ def test_stereo_arch_end_to_end(synth, tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)
     p = run(*[x if x != 1 else 2 for x in args], '--resume', 'True')
     assert 'resuming from' in p.stdout and 'finished: 8 steps' in p.stdout, p.stdout
+    # where it is wrong, by true depth (benchmarks/binocular_errors.py): the output's error against one computed here
+    import sys, torch.nn.functional as F
+    from mergedepth.data import KittiStereo, collate_stereo
+    root = Path(__file__).resolve().parents[1]
+    run(sys.executable, root/'benchmarks'/'binocular_errors.py', '--model', tmp_path/'m2'/'stereo.pth', '--data_dir', synth,
+        '--out', tmp_path/'errors.json')
+    E = json.loads((tmp_path/'errors.json').read_text())
+    net = load_model(tmp_path/'m2'/'stereo.pth').eval()
+    b = collate_stereo(list(KittiStereo(synth, 'test', (64, 192))))
+    with torch.no_grad(): d = F.interpolate(net(b['left'], b['right'], b['calib'])[0], size=(64, 192), mode='bilinear', align_corners=False)
+    g = b['left_gt']; z, e = g[(g > 0) & (g < 80)], ((d - g).abs() / g)[(g > 0) & (g < 80)]
+    for row in E['bins']:
+        lo, hi = (float(v) for v in row['bin'].split(' ')[0].split('-'))
+        s = (z >= lo) & (z < hi)
+        assert row['points'] == int(s.sum()) and abs(row['output']['abs_rel'] - float(e[s].mean())) < 1e-4, (row, float(e[s].mean()))
+        assert set(row) >= {'soft_argmin', 'matching_mode', 'features_mode', 'images_mode', 'photometric'}
+    assert sum(r['points'] for r in E['bins']) == len(z)
     # a monocular file where a binocular one is expected is refused, naming it
     from mergedepth.model import DepthNet, save_depthnet
     save_depthnet(DepthNet('resnet18', pretrained=False), tmp_path/'mono.pth', hw=(64, 192))
