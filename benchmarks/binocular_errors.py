@@ -51,7 +51,7 @@ def main():
             feat = correlation_volume(m, torch.cat([m[B:], m[:B]]), grid)
             pf = patch_features(F.interpolate(torch.cat([l, r]).float(), size=tuple(fhw), mode='area'), 5)
             img = correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
-            soft = net.to_depth(torch.logit((p * net.s.view(1, -1, 1, 1)).sum(1, keepdim=True).clamp(1e-4, 1 - 1e-4)))
+            soft = net.to_depth(net.soft_argmin(p))
             mode = lambda v: net.depths[v.argmax(1, keepdim=True)]
             up = lambda x: F.interpolate(x[:B].float(), size=g.shape[-2:], mode='nearest')
             out = F.interpolate(net(l, r, c)[0].float(), size=g.shape[-2:], mode='bilinear', align_corners=False)

@@ -41,7 +41,7 @@ def one_run(spec:dict):
         if (j := kw.pop('teacher_from_part', None)) is not None: kw['teacher'] = parts[j][0]   # a binocular stereo.pth
         d = out/f'part{i}'
         t = time.time()
-        r = train(spec['data'], image_output_dir=d/'img', model_output_dir=d/'mod', **spec['common'], **kw)
+        r = train(spec['data'], image_output_dir=d/'img', model_output_dir=d/'mod', **{**spec['common'], **kw})
         prev = r['models']; parts.append(prev)
         val = {k: v for k, v in r['val'].items()}
         curve = [json.loads(l) for l in (d/'img'/'metrics.jsonl').read_text().splitlines() if '"val"' in l]
@@ -68,6 +68,8 @@ def main():
                     'instead of a constant learning rate')
     ap.add_argument('--set', default='', help='training parameters for every run, as name=value,... (values read as JSON '
                     'where they parse, e.g. pyramid=2,lr=3e-4)')
+    ap.add_argument('--set2', default='', help='like --set, for the phase-2 runs only (e.g. lr=3e-4: phase 2 at that rate, '
+                    'phase 1 at its own default)')
     ap.add_argument('--run', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.run: return one_run(json.loads(Path(a.run).read_text()))
@@ -84,18 +86,24 @@ def main():
     ep = lambda n: -(-n // per_epoch)
     common = dict(encoder='resnet18', pretrained=False, height=64, width=192, batch_size=8, workers=2 if dev == 'cuda' else 0,
                   print_every=0, progress=False, tensorboard=False, lr_decay=a.lr_decay, keep_epoch_models=1, device=dev)
-    for kv in filter(None, a.set.split(',')):
-        k, v = kv.split('=', 1)
-        try: common[k] = json.loads(v)
-        except json.JSONDecodeError: common[k] = v
+    def parse_set(text):
+        "name=value,... as a dict (values read as JSON where they parse)"
+        r = {}
+        for kv in filter(None, text.split(',')):
+            k, v = kv.split('=', 1)
+            try: r[k] = json.loads(v)
+            except json.JSONDecodeError: r[k] = v
+        return r
+    common.update(parse_set(a.set)); phase2_set = parse_set(a.set2)
     P1 = lambda s, **k: dict(phase=1, epochs=ep(steps), max_steps=steps, seed=s, **k)
-    P2 = lambda s, n=steps, **k: dict(phase=2, epochs=ep(n), max_steps=n, seed=s, **k)
+    P2 = lambda s, n=steps, **k: dict(phase=2, epochs=ep(n), max_steps=n, seed=s, **{**phase2_set, **k})
     results, t_train0 = {}, time.time()
     out = Path(a.out); out.parent.mkdir(parents=True, exist_ok=True)
     info = dict(machine=(torch.cuda.get_device_name(0) if dev == 'cuda' else platform.processor() or platform.machine()),
                 cores=cores, torch=torch.__version__, data=f'{drives} drives x {frames} hard scenes at 128x384 (train/val/test 4:1:1 per drive)',
                 trained_at=f"64x192, ResNet-18 from scratch, batch 8, lr decay {'x0.9 per epoch' if a.lr_decay else 'off'}", steps=steps, parallel=a.parallel,
-                render_seconds=round(t_render, 1), note='runs share the machine (up to --parallel at a time)')
+                render_seconds=round(t_render, 1), note='runs share the machine (up to --parallel at a time)',
+                **({'set': a.set} if a.set else {}), **({'set2': a.set2} if a.set2 else {}))
     def write():
         out.write_text(json.dumps(dict(info=info, runs=results), indent=1) + '\n')
 

@@ -201,13 +201,17 @@ class MatchDepthNet(DepthNet):
         logits, hidden = self.aggregate(cost, self.context(f1), image_cost)
         return (f1, f2, f3, f4), logits.softmax(1), hidden
 
+    def soft_argmin(self, p:torch.Tensor) -> torch.Tensor:
+        "The expected hypothesis of matching probabilities p (N,D,h,w) in the head's coordinate (N,1,h,w) (Kendall et al. 2017)."
+        return torch.logit((p * self.s.view(1, -1, 1, 1)).sum(1, keepdim=True).clamp(1e-4, 1 - 1e-4))
+
     def forward(self, img1:torch.Tensor,        # (B,3,H,W) in [0,1], view of camera 1
                 img2:torch.Tensor,              # (B,3,H,W), view of camera 2
                 calib:StereoCalib,              # the rig, at any image size (rescaled to H,W here)
                 all_scales:bool=False):         # True: lists of depth maps, finest first
         B = img1.shape[0]
         (f1, f2, f3, f4), p, hidden = self.matching(img1, img2, calib)
-        prior = torch.logit((p * self.s.view(1, -1, 1, 1)).sum(1, keepdim=True).clamp(1e-4, 1 - 1e-4))   # soft argmin
+        prior = self.soft_argmin(p)
         f1 = f1 + self.inject(torch.cat([p.to(hidden.dtype), hidden], 1)).to(f1.dtype)
         outs = self.decoder((f1, f2, f3, f4), all_scales=True)
         depth = [self.to_depth(o.float() + _to_size(prior, o.shape[-2:])) for o in outs]
