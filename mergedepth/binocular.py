@@ -202,7 +202,8 @@ class MatchDepthNet(DepthNet):
         return (f1, f2, f3, f4), logits.softmax(1), hidden
 
     def soft_argmin(self, p:torch.Tensor) -> torch.Tensor:
-        "The expected hypothesis of matching probabilities p (N,D,h,w) in the head's coordinate (N,1,h,w) (Kendall et al. 2017)."
+        """The expected hypothesis of matching probabilities p (N,D,h,w), in the head's coordinate (N,1,h,w)
+        (Kendall et al. 2017)."""
         return torch.logit((p * self.s.view(1, -1, 1, 1)).sum(1, keepdim=True).clamp(1e-4, 1 - 1e-4))
 
     def forward(self, img1:torch.Tensor,        # (B,3,H,W) in [0,1], view of camera 1

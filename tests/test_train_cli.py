@@ -222,6 +222,11 @@ def test_defaults_are_the_validated_recipe(synth, tmp_path):
         train(synth, phase=phase, image_output_dir=tmp_path/f'pi{phase}', model_output_dir=tmp_path/f'pm{phase}', **kw)
         api = torch.load(tmp_path/f'pm{phase}'/'checkpoint.pt', weights_only=False)['args']
         for k, v in RECIPE[phase].items(): assert cli[k] == v and api[k] == v, (phase, k, cli[k], api[k], v)
+    # a binocular network's phase 2 from scratch: 3e-4 (11_binocular's measurement), from both entry points
+    run('mergedepth_keep_training', '--data_dir', synth, *one, '--arch', 'stereo', '--image_output_dir', tmp_path/'i3',
+        '--model_output_dir', tmp_path/'m3')
+    train(synth, phase=2, arch='stereo', image_output_dir=tmp_path/'pi3', model_output_dir=tmp_path/'pm3', **kw)
+    for d in ('m3', 'pm3'): assert torch.load(tmp_path/d/'checkpoint.pt', weights_only=False)['args']['lr'] == 3e-4, d
 
 def test_bad_training_arguments_are_one_line(synth, tmp_path):
     "--batch_size 0, a size that is not a multiple of 32, and --resume with nothing to resume: one line, exit 2."
@@ -261,7 +266,7 @@ def test_help_says_what_each_flag_is():
     from mergedepth.train import TrainConfig, field_docs
     docs = field_docs(TrainConfig)
     assert len(docs) == len(fields(TrainConfig)), sorted({f.name for f in fields(TrainConfig)} - set(docs))
-    for prog, lr in (('mergedepth_train', '0.001'), ('mergedepth_keep_training', '0.0001')):
+    for prog, lr in (('mergedepth_train', '0.001'), ('mergedepth_keep_training', 'None')):   # None: by --arch and start
         out = ' '.join(run(prog, '--help').stdout.split())                  # argparse wraps the help text
         assert ' '.join(docs['lr'].split()) in out and ' '.join(docs['beta'].split()) in out, out[:2000]
         assert f"(default: {lr})" in out, out[:2000]
