@@ -209,7 +209,10 @@ class MatchDepthNet(DepthNet):
     def forward(self, img1:torch.Tensor,        # (B,3,H,W) in [0,1], view of camera 1
                 img2:torch.Tensor,              # (B,3,H,W), view of camera 2
                 calib:StereoCalib,              # the rig, at any image size (rescaled to H,W here)
-                all_scales:bool=False):         # True: lists of depth maps, finest first
+                all_scales:bool=False,          # True: lists of depth maps, finest first
+                # True: also the matching estimates of both views (B,1,H/4,W/4), metres: the depth of the soft argmin
+                # that the decoder refines (for a loss on it, `matching_term` in 02_losses)
+                matching:bool=False):
         B = img1.shape[0]
         (f1, f2, f3, f4), p, hidden = self.matching(img1, img2, calib)
         prior = self.soft_argmin(p)
@@ -217,7 +220,10 @@ class MatchDepthNet(DepthNet):
         outs = self.decoder((f1, f2, f3, f4), all_scales=True)
         depth = [self.to_depth(o.float() + _to_size(prior, o.shape[-2:])) for o in outs]
         d1, d2 = [d[:B] for d in depth], [d[B:] for d in depth]
-        return (d1, d2) if all_scales else (d1[0], d2[0])
+        out = (d1, d2) if all_scales else (d1[0], d2[0])
+        if not matching: return out
+        m = self.to_depth(prior)
+        return (*out, m[:B], m[B:])
 
 # %% ../nbs/11_binocular.ipynb #77d612cd
 ARCHS = {'mono': DepthNet, 'stereo': MatchDepthNet}

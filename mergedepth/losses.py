@@ -6,8 +6,8 @@
 __all__ = ['masked_mean', 'supervised_loss', 'box3', 'ssim', 'photometric_error', 'reconstruct', 'row_weights',
            'reconstruction_loss', 'occlusion_mask', 'consistency_map', 'consistency_loss', 'smoothness_loss',
            'multiscale_reconstruction_loss', 'multiscale_smoothness', 'pyramid_level', 'distillation_loss',
-           'supervised_term', 'reconstruction_term', 'consistency_term', 'distillation_term', 'smoothness_term',
-           'weight_l1_term', 'Term', 'Objective', 'stereo_losses', 'plane_sweep_depth']
+           'supervised_term', 'matching_term', 'reconstruction_term', 'consistency_term', 'distillation_term',
+           'smoothness_term', 'weight_l1_term', 'Term', 'Objective', 'stereo_losses', 'plane_sweep_depth']
 
 # %% ../nbs/02_losses.ipynb #1ea35fb3
 from dataclasses import dataclass
@@ -226,6 +226,17 @@ def supervised_term(dls, drs, batch, ctx, kind='log', drop_p=0., max_depth=120.,
                           else supervised_loss(ds[0], gt, kind, drop_p, max_depth))
     return {'sup_L': sup(dls, batch['left_gt']), 'sup_R': sup(drs, batch['right_gt'])}
 
+def matching_term(dls, drs, batch, ctx, kind='log', drop_p=0., max_depth=120.) -> dict:
+    """$S^m_L$, $S^m_R$: `supervised_loss` of a binocular network's matching estimate (`left_match`, `right_match`:
+    the depth of its soft argmin before the decoder, (B,1,h,w) metres, which the trainer adds to the batch) against
+    each view's lidar: intermediate supervision of the cost volume, as PSMNet supervises its hourglasses (Chang and
+    Chen 2018)."""
+    if 'left_match' not in batch or 'right_match' not in batch:
+        raise ValueError("the matching term needs a binocular network's matching estimates in the batch "
+                         "('left_match', 'right_match'): train with arch='stereo', or set match_sup=0")
+    return {'msup_L': supervised_loss(batch['left_match'], batch['left_gt'], kind, drop_p, max_depth),
+            'msup_R': supervised_loss(batch['right_match'], batch['right_gt'], kind, drop_p, max_depth)}
+
 def reconstruction_term(dls, drs, batch, ctx, row_weighting=False, occlusion=True) -> dict:
     "$P_L$, $P_R$: each clean view rebuilt from the other through its depths, at pyramid level `ctx['level']`."
     kw = dict(level=ctx.get('level', 0), row_weighting=row_weighting, occlusion=occlusion)
@@ -298,12 +309,16 @@ class Objective:
     def recipe(cls, phase:int,        # 1: supervised + consistency; 2: reconstruction + consistency
                alpha=1., beta=1., gamma=0.1, lidar_in_phase2=0., smooth=1e-3, reg=0.,
                kind='log', drop_p=0., max_depth=120., c_mask=False, r_mask=False, sup_all_scales=False, occlusion=True,
-               distill=0., distill_check=0., distill_all_scales=False, smooth_order=1):
+               distill=0., distill_check=0., distill_all_scales=False, smooth_order=1,
+               match_sup=0.):   # the matching term's weight relative to the lidar term's (binocular networks)
         "The objective of a training phase (the formula above) from its weights and options."
         sup = partial(supervised_term, kind=kind, drop_p=drop_p, max_depth=max_depth, all_scales=sup_all_scales)
+        lidar = alpha if phase == 1 else lidar_in_phase2
         rec = partial(reconstruction_term, row_weighting=r_mask, occlusion=occlusion)
         dist = partial(distillation_term, check=distill_check, all_scales=distill_all_scales)
-        return cls(dict(sup=Term(sup, alpha if phase == 1 else lidar_in_phase2),
+        return cls(dict(sup=Term(sup, lidar),
+                        match=Term(partial(matching_term, kind=kind, drop_p=drop_p, max_depth=max_depth),
+                                   match_sup * lidar),
                         rec=Term(rec, beta if phase == 2 else 0.),
                         con=Term(partial(consistency_term, row_weighting=c_mask), gamma),
                         dist=Term(dist, distill),

@@ -31,11 +31,13 @@ from .io import atomic_write, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
-def forward_pair(nets, batch:dict):
+def forward_pair(nets, batch:dict,
+                 matching:bool=False):   # True: also a binocular network's matching estimates (left, right)
     """Depth lists of both views, finest first, from their inputs (the colour-augmented `*_input` when present, else the
     clean views): two monocular networks, or one binocular network (a list of one) that sees both images and the rig."""
     l, r = batch.get('left_input', batch['left']), batch.get('right_input', batch['right'])
-    if len(nets) == 1: return nets[0](l, r, batch['calib'], all_scales=True)
+    if len(nets) == 1: return nets[0](l, r, batch['calib'], all_scales=True, matching=matching)
+    if matching: raise ValueError("matching=True needs a binocular network (arch='stereo'), not two monocular ones")
     return nets[0](l, all_scales=True), nets[1](r, all_scales=True)
 
 # %% ../nbs/04_train.ipynb #0201b021
@@ -92,8 +94,10 @@ class GraphedStep:
                  dtype=None, # autocast dtype (torch.bfloat16) or None for fp32
                  graph:bool=True, # record and replay (CUDA only); False: every step eager
                  warmup:int=3,    # eager steps before recording
-                 scaler=None):    # a GradScaler for fp16 (eager steps only)
-        self.nets, self.opts, self.loss_fn = nets, opts, loss_fn
+                 scaler=None,     # a GradScaler for fp16 (eager steps only)
+                 # the loss reads a binocular network's matching estimates (`left_match`, `right_match` in its batch)
+                 matching:bool=False):
+        self.nets, self.opts, self.loss_fn, self.matching = nets, opts, loss_fn, matching
         self.dtype, self.warmup, self.scaler = dtype, warmup, scaler
         self.dev = next(nets[0].parameters()).device
         self.graph = graph and self.dev.type == 'cuda'
@@ -126,8 +130,8 @@ class GraphedStep:
 
     def _step(self, b):
         with torch.autocast(self.dev.type, dtype=self.dtype, enabled=self.dtype is not None, cache_enabled=False):
-            dl, dr = forward_pair(self.nets, b)
-        loss, parts = self.loss_fn(dl, dr, b)
+            dl, dr, *m = forward_pair(self.nets, b, self.matching)
+        loss, parts = self.loss_fn(dl, dr, dict(b, left_match=m[0], right_match=m[1]) if m else b)
         self.found_inf.copy_((~torch.isfinite(loss.detach())).float())
         if not self.graph and dist.is_initialized() and dist.get_world_size() > 1:
             # every rank skips the same steps (DDP shares their gradients)
@@ -365,6 +369,8 @@ class TrainConfig:
     max_depth:float = 120.
     init_depth:float = 10.             # phase 2 from scratch: new networks predict around this depth at first
     n_hyp:int = 48                     # stereo: depth hypotheses of the cost volume
+    # stereo: weight of the lidar loss on the matching's own estimate, relative to the lidar loss's (11_binocular)
+    match_sup:float = .5
     min_depth:float = 1.               # stereo: nearest hypothesis, metres
     # start the left network from this .pth (phase 2: the phase-1 left network; stereo: stereo.pth)
     l_model_pth:str|None = None
@@ -437,7 +443,7 @@ class TrainConfig:
 PHASE1 = TrainConfig(phase=1, lr=1e-3, gamma=.5)            # lidar + consistency (mergedepth_train)
 PHASE2 = TrainConfig(phase=2, beta=1., gamma=.1)            # reconstruction + consistency (mergedepth_keep_training)
 # runs saved before these fields existed trained this way
-_BEFORE_FIELD = dict(pyramid=0, model_dtype='fp32', keep_epoch_models=0)
+_BEFORE_FIELD = dict(pyramid=0, model_dtype='fp32', keep_epoch_models=0, match_sup=0.)
 
 # %% ../nbs/04_train.ipynb #d92e174f
 def _class_source(cls) -> str:
@@ -675,6 +681,7 @@ def _build_nets(self:Trainer):
         smooth_order=A.smooth_order,
         reg=A.reg, kind=A.supervised_kind, drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask,
         sup_all_scales=A.sup_all_scales, distill=A.distill if A.teacher else 0., distill_check=A.distill_check,
+        match_sup=A.match_sup if A.arch == 'stereo' else 0.,
         distill_all_scales=A.distill_all_scales,
     )
     self.teacher = None                       # fixed: eval mode (its batch-norm statistics), no gradient
@@ -687,7 +694,8 @@ def _build_nets(self:Trainer):
 def _build_step(self:Trainer):
     "The one step path (after `restore`, which resets the optimizers' options): eager, or recorded as a CUDA graph."
     loss_fn = lambda dl, dr, b: self.objective(dl, dr, b, level=self.level, nets=self.raw, teacher=self.teacher)
-    self.stepper = GraphedStep(self.nets, self.opts, loss_fn, self.dtype, graph=self.graph, scaler=self.scaler)
+    self.stepper = GraphedStep(self.nets, self.opts, loss_fn, self.dtype, graph=self.graph, scaler=self.scaler,
+                               matching='match' in self.objective.terms)
 
 # %% ../nbs/04_train.ipynb #7cf03a17
 @patch

@@ -15,13 +15,14 @@ def test_stereo_arch_end_to_end(synth, tmp_path):
     assert isinstance(net, MatchDepthNet) and net.config['n_hyp'] == 24 and net.hw == (64, 192)
     log = [json.loads(l) for l in (tmp_path/'i1'/'metrics.jsonl').read_text().splitlines()]
     assert any(r['kind'] == 'val' and 'abs_rel' in r for r in log) and 'sup_L' in log[0] and 'con_R' in log[0]
+    assert log[0]['msup_L'] > 0 and log[0]['msup_R'] > 0          # the lidar loss on the matching's estimate (match_sup)
     # phase 2 from the phase-1 binocular network (one file), then resumed past its end
     args = ['mergedepth_keep_training', '--data_dir', synth, '--epochs', 1, '--arch', 'stereo', *SMALL, '--l_model_pth', tmp_path/'m1'/'stereo.pth',
             '--image_output_dir', tmp_path/'i2', '--model_output_dir', tmp_path/'m2']
     p = run(*args)
     assert 'finished: 4 steps' in p.stdout, p.stdout
     rec = [json.loads(l) for l in (tmp_path/'i2'/'metrics.jsonl').read_text().splitlines() if '"step"' in l][0]
-    assert 'rec_L' in rec and 'rec_R' in rec and 'sup_L' not in rec
+    assert 'rec_L' in rec and 'rec_R' in rec and 'sup_L' not in rec and 'msup_L' not in rec
     a, b = torch.load(tmp_path/'m1'/'stereo.pth')['state_dict'], torch.load(tmp_path/'m2'/'stereo.pth')['state_dict']
     assert any(not torch.equal(a[k], b[k]) for k in a)
     p = run(*[x if x != 1 else 2 for x in args], '--resume', 'True')
