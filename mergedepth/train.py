@@ -369,7 +369,8 @@ class TrainConfig:
     max_depth:float = 120.
     init_depth:float = 10.             # phase 2 from scratch: new networks predict around this depth at first
     n_hyp:int = 48                     # stereo: depth hypotheses of the cost volume
-    # stereo: weight of the lidar loss on the matching's own estimate, relative to the lidar loss's (11_binocular)
+    # stereo: weight of the lidar loss on the matching's own estimate, relative to the lidar loss's (phase 1 + 2 on the
+    # synthetic benchmark, 3 seeds: 0.117 against 0.123 without it; 11_binocular)
     match_sup:float = .5
     min_depth:float = 1.               # stereo: nearest hypothesis, metres
     # start the left network from this .pth (phase 2: the phase-1 left network; stereo: stereo.pth)
