@@ -82,9 +82,9 @@ def patch_ncc_volume(img_tgt:torch.Tensor,  # (B,C,h,w) target-view image
                      grid:torch.Tensor,     # (B,D,h,w,2) from `sweep_grid`
                      k:int=5                # patch size
                     ) -> torch.Tensor:
-    """Normalised cross-correlation (B,D,h,w) of each target pixel's k x k x C patch with the source image warped by each
-    hypothesis (the classical plane sweep: the whole patch at the hypothesis' depth), from box filters of the warped
-    image, its square and its product with the target; 0 where the pixel lands outside the source."""
+    """Normalised cross-correlation (B,D,h,w) of each target pixel's k x k x C patch with the source image warped by
+    each hypothesis (the classical plane sweep: the whole patch at the hypothesis' depth), from box filters of the
+    warped image, its square and its product with the target; 0 where the pixel lands outside the source."""
     B, C, h, w = img_tgt.shape
     D = grid.shape[1]
     ws = F.grid_sample(img_src, grid.reshape(B, D * h, w, 2).to(img_src.dtype), mode='bilinear', padding_mode='zeros',
