@@ -7,10 +7,12 @@ image correlation would answer, and whether the photometric loss prefers the tru
 For every lidar point of the split (to 80 m), in bins of true depth: abs_rel and the median of log(predicted / true)
 of (a) the network's output; (b) the soft argmin of its matching probabilities (the estimate the decoder refines);
 (c) the most probable hypothesis of those probabilities; (d) the most probable hypothesis of the learned features'
-correlation alone and (e) of the images' own 5x5-patch normalised cross-correlation alone, both at 1/4 resolution
-before any learned aggregation; and the per-pixel photometric l1 (the right view warped into the left one) through the
-true depth and through the prediction. A bias that (c) adds to (d) and (e) is learned by the aggregation; a loss that is
-lower at the truth than at the prediction says the network under-fits rather than that the loss prefers its answer.
+correlation alone and (e) of the images' own 5x5-patch normalised cross-correlation alone, as the network computes it
+(at its `image_stride`: a plane sweep at 1/2 averaged to 1/4, or patches at 1/4), both before any learned aggregation;
+the share of points off by more than 25 % and their share of the error (outliers against imprecision); and the
+per-pixel photometric l1 (the right view warped into the left one) through the true depth and through the prediction.
+A bias that (c) adds to (d) and (e) is learned by the aggregation; a loss that is lower at the truth than at the
+prediction says the network under-fits rather than that the loss prefers its answer.
 """
 import argparse, json, platform, sys, time
 from pathlib import Path
@@ -31,7 +33,8 @@ def main():
     a = ap.parse_args()
     import torch, numpy as np, torch.nn.functional as F
     from torch.utils.data import DataLoader
-    from mergedepth.binocular import MatchDepthNet, load_model, sweep_grid, correlation_volume, patch_features
+    from mergedepth.binocular import (MatchDepthNet, load_model, sweep_grid, correlation_volume, patch_features,
+                                      patch_ncc_volume)
     from mergedepth.geometry import inverse_warp
     from mergedepth.data import KittiStereo, collate_stereo
     net = load_model(a.model).eval()
@@ -49,8 +52,14 @@ def main():
             m = net.features(f1, f2); fhw = m.shape[-2:]
             grid = sweep_grid(*net._rigs(c, B, l.shape[-2:]), net.depths, fhw, fhw)
             feat = correlation_volume(m, torch.cat([m[B:], m[:B]]), grid)
-            pf = patch_features(F.interpolate(torch.cat([l, r]).float(), size=tuple(fhw), mode='area'), 5)
-            img = correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
+            k, st = net.config.get('image_match') or 5, net.config.get('image_stride', 4)
+            x = F.interpolate(torch.cat([l, r]).float(), size=(fhw[0] * 4 // st, fhw[1] * 4 // st), mode='area')
+            if st == 4:                                   # the patches of the images at 1/4 as features
+                pf = patch_features(x, k)
+                img = correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
+            else:                                         # the plane sweep at 1/2, averaged to 1/4
+                ig = sweep_grid(*net._rigs(c, B, l.shape[-2:], st), net.depths, x.shape[-2:], x.shape[-2:])
+                img = F.avg_pool2d(patch_ncc_volume(x, torch.cat([x[B:], x[:B]]), ig, k), 4 // st)
             soft = net.to_depth(net.soft_argmin(p))
             mode = lambda v: net.depths[v.argmax(1, keepdim=True)]
             up = lambda x: F.interpolate(x[:B].float(), size=g.shape[-2:], mode='nearest')
@@ -71,8 +80,10 @@ def main():
         if not s.any(): continue
         row = dict(bin=f'{lo}-{hi} m', points=int(s.sum()), share=float(s.float().mean()))
         for k in keys:
-            row[k] = dict(abs_rel=float(((T[k][s] - z[s]).abs() / z[s]).mean()),
-                          median_log_ratio=float((T[k][s] / z[s]).log().median()))
+            e = (T[k][s] - z[s]).abs() / z[s]
+            row[k] = dict(abs_rel=float(e.mean()), median_log_ratio=float((T[k][s] / z[s]).log().median()),
+                          over_25_share=float((e > 0.25).float().mean()),
+                          over_25_error_share=float(e[e > 0.25].sum() / e.sum().clamp(min=1e-12)))
         pt, pp = T['photo_true'][s], T['photo_pred'][s]
         ok = ~(pt.isnan() | pp.isnan())
         row['photometric'] = dict(at_truth=float(pt[ok].mean()), at_prediction=float(pp[ok].mean()),
@@ -85,6 +96,12 @@ def main():
         ph = w['photometric']
         print(f"{w['bin']:>9s} {w['share']:6.2f} " + ' '.join(f"{w[k]['median_log_ratio']:+8.3f} [{w[k]['abs_rel']:.3f}]    " for k in keys)
               + f" {ph['at_truth']:.4f} / {ph['at_prediction']:.4f} ({ph['truth_lower_share']:.2f})")
+    print('points off by more than 25 % [their share of the error]:')
+    for w in rows:
+        print(f"{w['bin']:>9s} {w['share']:6.2f} " + ' '.join(f"{w[k]['over_25_share']:8.3f} [{w[k]['over_25_error_share']:.3f}]    " for k in keys))
+    e = (T['output'] - z).abs() / z
+    print(f"all points: output abs_rel {float(e.mean()):.3f}, {float((e > 0.25).float().mean()):.3f} of them off by more than 25 % "
+          f"carrying {float(e[e > 0.25].sum() / e.sum()):.3f} of the error")
     if a.out:
         info = dict(machine=f'{platform.machine()}, torch {torch.__version__}', model=str(a.model), data=str(a.data_dir),
                     split=a.split, hw=list(hw), command=' '.join(sys.argv), about=a.about)

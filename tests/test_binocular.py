@@ -42,6 +42,9 @@ def test_stereo_arch_end_to_end(synth, tmp_path):
         lo, hi = (float(v) for v in row['bin'].split(' ')[0].split('-'))
         s = (z >= lo) & (z < hi)
         assert row['points'] == int(s.sum()) and abs(row['output']['abs_rel'] - float(e[s].mean())) < 1e-4, (row, float(e[s].mean()))
+        big = e[s] > 0.25                                   # outliers: their share of the points and of the error
+        assert abs(row['output']['over_25_share'] - float(big.float().mean())) < 1e-3, row
+        assert abs(row['output']['over_25_error_share'] - float(e[s][big].sum() / e[s].sum())) < 1e-3, row
         assert set(row) >= {'soft_argmin', 'matching_mode', 'features_mode', 'images_mode', 'photometric'}
     assert sum(r['points'] for r in E['bins']) == len(z)
     # a monocular file where a binocular one is expected is refused, naming it
