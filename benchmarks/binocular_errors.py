@@ -22,6 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 BINS = ((0, 5), (5, 10), (10, 20), (20, 40), (40, 80))
 
+def outliers(e) -> dict:
+    "The share of relative errors `e` (a tensor) above 25 % and their share of the error's sum."
+    big = e > 0.25
+    return dict(over_25_share=float(big.float().mean()), over_25_error_share=float(e[big].sum() / e.sum().clamp(min=1e-12)))
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--model', required=True, help='a binocular stereo.pth')
@@ -33,8 +38,7 @@ def main():
     a = ap.parse_args()
     import torch, numpy as np, torch.nn.functional as F
     from torch.utils.data import DataLoader
-    from mergedepth.binocular import (MatchDepthNet, load_model, sweep_grid, correlation_volume, patch_features,
-                                      patch_ncc_volume)
+    from mergedepth.binocular import MatchDepthNet, load_model, sweep_grid, correlation_volume, patch_features
     from mergedepth.geometry import inverse_warp
     from mergedepth.data import KittiStereo, collate_stereo
     net = load_model(a.model).eval()
@@ -52,14 +56,10 @@ def main():
             m = net.features(f1, f2); fhw = m.shape[-2:]
             grid = sweep_grid(*net._rigs(c, B, l.shape[-2:]), net.depths, fhw, fhw)
             feat = correlation_volume(m, torch.cat([m[B:], m[:B]]), grid)
-            k, st = net.config.get('image_match') or 5, net.config.get('image_stride', 4)
-            x = F.interpolate(torch.cat([l, r]).float(), size=(fhw[0] * 4 // st, fhw[1] * 4 // st), mode='area')
-            if st == 4:                                   # the patches of the images at 1/4 as features
-                pf = patch_features(x, k)
+            img = net.image_cost(l, r, c, grid)           # as the network computes it
+            if img is None:                               # a network without it: the 5x5 patches at 1/4
+                pf = patch_features(F.interpolate(torch.cat([l, r]).float(), size=tuple(fhw), mode='area'), 5)
                 img = correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
-            else:                                         # the plane sweep at 1/2, averaged to 1/4
-                ig = sweep_grid(*net._rigs(c, B, l.shape[-2:], st), net.depths, x.shape[-2:], x.shape[-2:])
-                img = F.avg_pool2d(patch_ncc_volume(x, torch.cat([x[B:], x[:B]]), ig, k), 4 // st)
             soft = net.to_depth(net.soft_argmin(p))
             mode = lambda v: net.depths[v.argmax(1, keepdim=True)]
             up = lambda x: F.interpolate(x[:B].float(), size=g.shape[-2:], mode='nearest')
@@ -81,9 +81,7 @@ def main():
         row = dict(bin=f'{lo}-{hi} m', points=int(s.sum()), share=float(s.float().mean()))
         for k in keys:
             e = (T[k][s] - z[s]).abs() / z[s]
-            row[k] = dict(abs_rel=float(e.mean()), median_log_ratio=float((T[k][s] / z[s]).log().median()),
-                          over_25_share=float((e > 0.25).float().mean()),
-                          over_25_error_share=float(e[e > 0.25].sum() / e.sum().clamp(min=1e-12)))
+            row[k] = dict(abs_rel=float(e.mean()), median_log_ratio=float((T[k][s] / z[s]).log().median()), **outliers(e))
         pt, pp = T['photo_true'][s], T['photo_pred'][s]
         ok = ~(pt.isnan() | pp.isnan())
         row['photometric'] = dict(at_truth=float(pt[ok].mean()), at_prediction=float(pp[ok].mean()),
@@ -99,9 +97,9 @@ def main():
     print('points off by more than 25 % [their share of the error]:')
     for w in rows:
         print(f"{w['bin']:>9s} {w['share']:6.2f} " + ' '.join(f"{w[k]['over_25_share']:8.3f} [{w[k]['over_25_error_share']:.3f}]    " for k in keys))
-    e = (T['output'] - z).abs() / z
-    print(f"all points: output abs_rel {float(e.mean()):.3f}, {float((e > 0.25).float().mean()):.3f} of them off by more than 25 % "
-          f"carrying {float(e[e > 0.25].sum() / e.sum()):.3f} of the error")
+    e = (T['output'] - z).abs() / z; o = outliers(e)
+    print(f"all points: output abs_rel {float(e.mean()):.3f}, {o['over_25_share']:.3f} of them off by more than 25 % "
+          f"carrying {o['over_25_error_share']:.3f} of the error")
     if a.out:
         info = dict(machine=f'{platform.machine()}, torch {torch.__version__}', model=str(a.model), data=str(a.data_dir),
                     split=a.split, hw=list(hw), command=' '.join(sys.argv), about=a.about)

@@ -199,6 +199,21 @@ class MatchDepthNet(DepthNet):
         return (feature_K(torch.cat([c.K1, c.K2]), stride), feature_K(torch.cat([c.K2, c.K1]), stride),
                 torch.cat([c.R, Rt]), torch.cat([c.t, -(Rt @ c.t[..., None])[..., 0]]))
 
+    def image_cost(self, img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib,
+                   grid:torch.Tensor):   # (2B,D,h,w,2): the features' sweep of both views (`sweep_grid` at 1/4)
+        """The images' k x k patch correlation (2B,D,h,w) at the features' hypotheses, view 1 then view 2 (None without
+        `image_match`): a plane sweep at 1/2 averaged to 1/4 (`image_stride=2`), or the patches at 1/4 as features."""
+        if not self.config['image_match']: return None
+        B, hw = img1.shape[0], grid.shape[2:4]
+        k, st = self.config['image_match'], self.config['image_stride']
+        # the images area-downsampled (a shift common to both views)
+        x = F.interpolate(torch.cat([img1, img2]).float(), size=(hw[0] * 4 // st, hw[1] * 4 // st), mode='area')
+        if st == 4:
+            pf = patch_features(x, k)
+            return correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
+        ig = sweep_grid(*self._rigs(calib, B, img1.shape[-2:], st), self.depths, x.shape[-2:], x.shape[-2:])
+        return F.avg_pool2d(patch_ncc_volume(x, torch.cat([x[B:], x[:B]]), ig, k), 4 // st)
+
     def matching(self, img1:torch.Tensor, img2:torch.Tensor, calib:StereoCalib):
         "Encoder features (2B batches: view 1, then view 2), matching probabilities (2B,D,h,w) and hidden features."
         if (
@@ -218,17 +233,7 @@ class MatchDepthNet(DepthNet):
         hw = m.shape[-2:]
         grid = sweep_grid(*self._rigs(calib, B, img1.shape[-2:]), self.depths, hw, hw)
         cost = correlation_volume(m, torch.cat([m[B:], m[:B]]), grid)
-        image_cost = None
-        if self.config['image_match']:   # the images area-downsampled (a shift common to both views)
-            k, st = self.config['image_match'], self.config['image_stride']
-            x = F.interpolate(torch.cat([img1, img2]).float(), size=(hw[0] * 4 // st, hw[1] * 4 // st), mode='area')
-            if st == 4:
-                pf = patch_features(x, k)
-                image_cost = correlation_volume(pf, torch.cat([pf[B:], pf[:B]]), grid)
-            else:
-                ig = sweep_grid(*self._rigs(calib, B, img1.shape[-2:], st), self.depths, x.shape[-2:], x.shape[-2:])
-                image_cost = F.avg_pool2d(patch_ncc_volume(x, torch.cat([x[B:], x[:B]]), ig, k), 4 // st)
-        logits, hidden = self.aggregate(cost, self.context(f1), image_cost)
+        logits, hidden = self.aggregate(cost, self.context(f1), self.image_cost(img1, img2, calib, grid))
         return (f1, f2, f3, f4), logits.softmax(1), hidden
 
     def soft_argmin(self, p:torch.Tensor) -> torch.Tensor:
