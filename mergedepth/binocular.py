@@ -19,11 +19,16 @@ from .model import DepthNet, load_depthnet, load_weights, _legacy_config
 # %% ../nbs/11_binocular.ipynb #28f6a78d
 def depth_hypotheses(min_depth:float, # nearest hypothesis bound, metres
                      max_depth:float, # farthest, metres
-                     n:int            # number of hypotheses
+                     n:int,           # number of hypotheses
+                     # 'inverse': 1/z_d = 1/max + (1/min - 1/max)(d + 1/2)/n (uniform in disparity); 'log':
+                     # log z_d = log max + (log min - log max)(d + 1/2)/n (the same relative step everywhere)
+                     spacing:str='inverse'
                     ) -> torch.Tensor:
-    "`n` depths (n,) in metres, far to near, uniform in inverse depth: 1/z_d = 1/max + (1/min - 1/max)(d + 1/2)/n."
+    "`n` depths (n,) in metres, far to near: bin centres uniform in inverse depth or in log depth."
     s = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    return (1 / (1 / max_depth + (1 / min_depth - 1 / max_depth) * s)).float()
+    if spacing == 'inverse': return (1 / (1 / max_depth + (1 / min_depth - 1 / max_depth) * s)).float()
+    if spacing == 'log': return torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s).float()
+    raise ValueError(f"spacing should be 'inverse' or 'log', got {spacing!r}")
 
 # %% ../nbs/11_binocular.ipynb #f340dad5
 def sweep_grid(K_tgt:torch.Tensor,  # (B,3,3) target intrinsics, pixels of the target map
@@ -161,7 +166,7 @@ class MatchDepthNet(DepthNet):
                  scale:str='half',              # output at 'half' or 'full' input resolution
                  max_depth:float=120.,          # farthest hypothesis and output, metres
                  min_depth:float=1.,            # nearest hypothesis and output, metres
-                 n_hyp:int=48,                  # depth hypotheses, uniform in inverse depth
+                 n_hyp:int=48,                  # depth hypotheses
                  match_channels:int=32,         # channels of the matching features
                  n_scales:int=4,                # decoder scales with an output
                  act:str='elu',                 # decoder activation
@@ -170,11 +175,14 @@ class MatchDepthNet(DepthNet):
                  image_match:int=5,
                  # the images' resolution for it: 1/2 (a plane sweep, its cost averaged to the matching's 1/4) or 1/4
                  # (the patches' features sampled at each hypothesis, as in files saved before this option)
-                 image_stride:int=2):
+                 image_stride:int=2,
+                 # the hypotheses' spacing (`depth_hypotheses`): 'inverse' (uniform in disparity, as in files saved
+                 # before this option) or 'log' (the same relative step at every depth; phase 1's default in 04_train)
+                 hyp_spacing:str='inverse'):
         super().__init__(encoder, pretrained, scale, max_depth, min_depth, 'inverse', n_scales, act, init_depth=None)
         if image_stride not in (2, 4): raise ValueError(f"image_stride should be 2 or 4, got {image_stride}")
         self.config.update(arch='stereo', n_hyp=int(n_hyp), match_channels=int(match_channels),
-                           image_match=int(image_match), image_stride=int(image_stride))
+                           image_match=int(image_match), image_stride=int(image_stride), hyp_spacing=hyp_spacing)
         c1, c2 = self.encoder.channels[:2]
         self.features = MatchFeatures(c1, c2, match_channels)
         self.context = _cbr(c1, 32, 1)
@@ -183,7 +191,11 @@ class MatchDepthNet(DepthNet):
         nn.init.normal_(self.inject.weight, std=1e-3); nn.init.zeros_(self.inject.bias)
         # a near-zero residual at first
         for h in self.decoder.heads(): nn.init.normal_(h.weight, std=1e-4); nn.init.zeros_(h.bias)
-        s = (torch.arange(n_hyp, dtype=torch.float32) + 0.5) / n_hyp
+        if hyp_spacing not in ('inverse', 'log'): raise ValueError(f"hyp_spacing should be 'inverse' or 'log', got {hyp_spacing!r}")
+        s = (torch.arange(n_hyp, dtype=torch.float32) + 0.5) / n_hyp         # bin centres: uniform in inverse depth
+        if hyp_spacing == 'log':                                              # `depth_hypotheses(..., 'log')` as head outputs
+            z = torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s.double())
+            s = ((1 / z - 1 / max_depth) / (1 / min_depth - 1 / max_depth)).float()
         self.register_buffer('s', s, persistent=False)                        # hypotheses in the head's coordinate
         self.register_buffer('depths', self.to_depth(torch.logit(s.double())).float(), persistent=False)
 
@@ -278,6 +290,7 @@ def load_model(path, map_location='cpu') -> DepthNet:
     cfg = {k: v for k, v in ck['config'].items() if k not in ('arch', 'head')}
     cfg.setdefault('image_match', 0)                          # files saved before the option: without it
     cfg.setdefault('image_stride', 4)                         # files saved before the option: at 1/4
+    cfg.setdefault('hyp_spacing', 'inverse')                  # files saved before the option: uniform in inverse depth
     model = MatchDepthNet(pretrained=False, **cfg)
     load_weights(model, {k: v.float() if v.is_floating_point() else v for k, v in ck['state_dict'].items()}, path)
     model.hw = tuple(ck['hw']) if ck.get('hw') else None

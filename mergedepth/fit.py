@@ -58,7 +58,8 @@ def _fit_networks(arch:str, encoder:str, rig:StereoCalib, w:int, far_start:float
     lo, hi, init = rig_depth_range(rig, w)
     if arch == 'mono':
         return [DepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, init_depth=init) for _ in range(2)]
-    net = MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo)
+    # uniform in disparity: the range itself comes from disparities (w/3 px to 0.2 px), spread evenly over it
+    net = MatchDepthNet(encoder, pretrained=False, max_depth=hi, min_depth=lo, hyp_spacing='inverse')
     with torch.no_grad(): net.aggregate.out.bias.copy_(-far_start * net.s)
     return [net]
 

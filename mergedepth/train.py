@@ -373,6 +373,9 @@ class TrainConfig:
     # synthetic benchmark, 3 seeds: 0.117 against 0.123 without it; 11_binocular)
     match_sup:float = .5
     min_depth:float = 1.               # stereo: nearest hypothesis, metres
+    # stereo: the hypotheses' spacing of a new network, 'log' (the same relative step at every depth) or 'inverse'
+    # (uniform in disparity); None: 'log' in phase 1, 'inverse' in phase 2 (11_binocular)
+    hyp_spacing:str|None = None
     # start the left network from this .pth (phase 2: the phase-1 left network; stereo: stereo.pth)
     l_model_pth:str|None = None
     r_model_pth:str|None = None        # start the right network from this .pth (stereo: not needed)
@@ -429,6 +432,9 @@ class TrainConfig:
         if self.gamma is None: r['gamma'] = .5 if self.phase == 1 else .1
         # coarse-to-fine where training starts outside the basin
         if self.pyramid is None: r['pyramid'] = 0 if self.l_model_pth else 3
+        # with lidar, hypotheses spaced for relative error learn better; the photometric loss alone, from scratch, needs
+        # them spread in disparity (3 seeds each, 11_binocular)
+        if self.hyp_spacing is None: r['hyp_spacing'] = 'log' if self.phase == 1 else 'inverse'
         if self.arch == 'stereo' and self.l_model_pth and not self.r_model_pth: r['r_model_pth'] = self.l_model_pth
         if self.height is None or self.width is None:
             r['height'], r['width'] = _carry_size(self.l_model_pth, self.height, self.width)
@@ -444,7 +450,7 @@ class TrainConfig:
 PHASE1 = TrainConfig(phase=1, lr=1e-3, gamma=.5)            # lidar + consistency (mergedepth_train)
 PHASE2 = TrainConfig(phase=2, beta=1., gamma=.1)            # reconstruction + consistency (mergedepth_keep_training)
 # runs saved before these fields existed trained this way
-_BEFORE_FIELD = dict(pyramid=0, model_dtype='fp32', keep_epoch_models=0, match_sup=0.)
+_BEFORE_FIELD = dict(pyramid=0, model_dtype='fp32', keep_epoch_models=0, match_sup=0., hyp_spacing='inverse')
 
 # %% ../nbs/04_train.ipynb #d92e174f
 def _class_source(cls) -> str:
@@ -648,7 +654,8 @@ def _build_nets(self:Trainer):
         src = A.l_model_pth or A.r_model_pth
         if src and model_arch(src) != 'stereo':
             raise ValueError(f"{src} holds a monocular network; --arch stereo starts from a binocular one (stereo.pth)")
-        fresh = lambda: MatchDepthNet(A.encoder, A.pretrained and not ck, scale, A.max_depth, A.min_depth, A.n_hyp)
+        fresh = lambda: MatchDepthNet(A.encoder, A.pretrained and not ck, scale, A.max_depth, A.min_depth, A.n_hyp,
+                                      hyp_spacing=A.hyp_spacing)
         nets = [load_model(src) if src else fresh()]
     else:
         init = A.init_depth if A.phase == 2 else None

@@ -1,7 +1,7 @@
 "The binocular network (--arch stereo) through every console script: phase 1, phase 2 from it, resume, inference with its rig, per-pair fitting."
 import json
 from pathlib import Path
-import numpy as np, torch
+import numpy as np, pytest, torch
 from conftest import run
 from test_train_cli import SMALL
 
@@ -13,6 +13,7 @@ def test_stereo_arch_end_to_end(synth, tmp_path):
     from mergedepth.binocular import load_model, MatchDepthNet
     net = load_model(tmp_path/'m1'/'stereo.pth')
     assert isinstance(net, MatchDepthNet) and net.config['n_hyp'] == 24 and net.hw == (64, 192)
+    assert net.config['hyp_spacing'] == 'log' and net.depths[0] / net.depths[1] == pytest.approx(net.depths[-2] / net.depths[-1], rel=1e-4)
     log = [json.loads(l) for l in (tmp_path/'i1'/'metrics.jsonl').read_text().splitlines()]
     assert any(r['kind'] == 'val' and 'abs_rel' in r for r in log) and 'sup_L' in log[0] and 'con_R' in log[0]
     assert log[0]['msup_L'] > 0 and log[0]['msup_R'] > 0          # the lidar loss on the matching's estimate (match_sup)
