@@ -191,9 +191,10 @@ class MatchDepthNet(DepthNet):
         nn.init.normal_(self.inject.weight, std=1e-3); nn.init.zeros_(self.inject.bias)
         # a near-zero residual at first
         for h in self.decoder.heads(): nn.init.normal_(h.weight, std=1e-4); nn.init.zeros_(h.bias)
-        if hyp_spacing not in ('inverse', 'log'): raise ValueError(f"hyp_spacing should be 'inverse' or 'log', got {hyp_spacing!r}")
+        if hyp_spacing not in ('inverse', 'log'):
+            raise ValueError(f"hyp_spacing should be 'inverse' or 'log', got {hyp_spacing!r}")
         s = (torch.arange(n_hyp, dtype=torch.float32) + 0.5) / n_hyp         # bin centres: uniform in inverse depth
-        if hyp_spacing == 'log':                                              # `depth_hypotheses(..., 'log')` as head outputs
+        if hyp_spacing == 'log':                                              # depth_hypotheses(..., 'log') as head outputs
             z = torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s.double())
             s = ((1 / z - 1 / max_depth) / (1 / min_depth - 1 / max_depth)).float()
         self.register_buffer('s', s, persistent=False)                        # hypotheses in the head's coordinate
