@@ -194,7 +194,7 @@ class MatchDepthNet(DepthNet):
         if hyp_spacing not in ('inverse', 'log'):
             raise ValueError(f"hyp_spacing should be 'inverse' or 'log', got {hyp_spacing!r}")
         s = (torch.arange(n_hyp, dtype=torch.float32) + 0.5) / n_hyp         # bin centres: uniform in inverse depth
-        if hyp_spacing == 'log':                                              # depth_hypotheses(..., 'log') as head outputs
+        if hyp_spacing == 'log':                                              # the log-spaced depths as head outputs
             z = torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s.double())
             s = ((1 / z - 1 / max_depth) / (1 / min_depth - 1 / max_depth)).float()
         self.register_buffer('s', s, persistent=False)                        # hypotheses in the head's coordinate
