@@ -25,9 +25,12 @@ def depth_hypotheses(min_depth:float, # nearest hypothesis bound, metres
                      spacing:str='inverse'
                     ) -> torch.Tensor:
     "`n` depths (n,) in metres, far to near: bin centres uniform in inverse depth or in log depth."
-    s = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    if spacing == 'inverse': return (1 / (1 / max_depth + (1 / min_depth - 1 / max_depth) * s)).float()
-    if spacing == 'log': return torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s).float()
+    return _spaced((torch.arange(n, dtype=torch.float64) + 0.5) / n, min_depth, max_depth, spacing).float()
+
+def _spaced(s:torch.Tensor, min_depth:float, max_depth:float, spacing:str) -> torch.Tensor:
+    "Depths of positions s in [0,1] (0: `max_depth`, 1: `min_depth`), uniform in inverse or in log depth."
+    if spacing == 'inverse': return 1 / (1 / max_depth + (1 / min_depth - 1 / max_depth) * s)
+    if spacing == 'log': return torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s)
     raise ValueError(f"spacing should be 'inverse' or 'log', got {spacing!r}")
 
 # %% ../nbs/11_binocular.ipynb #f340dad5
@@ -181,6 +184,8 @@ class MatchDepthNet(DepthNet):
                  hyp_spacing:str='inverse'):
         super().__init__(encoder, pretrained, scale, max_depth, min_depth, 'inverse', n_scales, act, init_depth=None)
         if image_stride not in (2, 4): raise ValueError(f"image_stride should be 2 or 4, got {image_stride}")
+        if hyp_spacing not in ('inverse', 'log'):
+            raise ValueError(f"hyp_spacing should be 'inverse' or 'log', got {hyp_spacing!r}")
         self.config.update(arch='stereo', n_hyp=int(n_hyp), match_channels=int(match_channels),
                            image_match=int(image_match), image_stride=int(image_stride), hyp_spacing=hyp_spacing)
         c1, c2 = self.encoder.channels[:2]
@@ -191,11 +196,9 @@ class MatchDepthNet(DepthNet):
         nn.init.normal_(self.inject.weight, std=1e-3); nn.init.zeros_(self.inject.bias)
         # a near-zero residual at first
         for h in self.decoder.heads(): nn.init.normal_(h.weight, std=1e-4); nn.init.zeros_(h.bias)
-        if hyp_spacing not in ('inverse', 'log'):
-            raise ValueError(f"hyp_spacing should be 'inverse' or 'log', got {hyp_spacing!r}")
         s = (torch.arange(n_hyp, dtype=torch.float32) + 0.5) / n_hyp         # bin centres: uniform in inverse depth
         if hyp_spacing == 'log':                                              # the log-spaced depths as head outputs
-            z = torch.exp(math.log(max_depth) + (math.log(min_depth) - math.log(max_depth)) * s.double())
+            z = _spaced(s.double(), min_depth, max_depth, 'log')
             s = ((1 / z - 1 / max_depth) / (1 / min_depth - 1 / max_depth)).float()
         self.register_buffer('s', s, persistent=False)                        # hypotheses in the head's coordinate
         self.register_buffer('depths', self.to_depth(torch.logit(s.double())).float(), persistent=False)
