@@ -5,11 +5,12 @@
 # %% auto #0
 __all__ = ['PHASE1', 'PHASE2', 'forward_pair', 'dist_info', 'default_workers', 'setup_device', 'EpochSampler', 'GraphedStep',
            'atomic_save', 'rng_state', 'set_rng_state', 'seed_everything', 'save_samples', 'plot_curves', 'validate',
-           'lidar_row_prior', 'recalibrate_bn', 'TrainConfig', 'field_docs', 'config_parser', 'check_config', 'Trainer',
-           'train', 'train_cli', 'keep_training_cli']
+           'lidar_row_prior', 'recalibrate_bn', 'WeightAverage', 'TrainConfig', 'field_docs', 'config_parser',
+           'check_config', 'Trainer', 'train', 'train_cli', 'keep_training_cli']
 
 # %% ../nbs/04_train.ipynb #a7659df4
 import os, re, sys, threading, json, math, time, types, random, signal, argparse, inspect, datetime, itertools
+import contextlib
 import linecache, dataclasses
 from dataclasses import dataclass, fields, asdict
 from pathlib import Path
@@ -305,6 +306,29 @@ def recalibrate_bn(net:nn.Module, inputs, dtype=None) -> nn.Module:
     for m, mom in zip(bns, momenta): m.momentum = mom
     return net.train(was)
 
+# %% ../nbs/04_train.ipynb #e3a1b7c1
+class WeightAverage:
+    """An exponential moving average of `net`'s parameters (not its buffers), on their device and in their dtype and
+    memory layout."""
+    def __init__(self, net:nn.Module, decay:float):   # decay per step, in [0, 1)
+        if not 0 <= decay < 1: raise ValueError(f"the average's decay should be in [0, 1), got {decay}")
+        self.decay, self.avg = decay, [p.detach().clone() for p in net.parameters()]
+
+    @torch.no_grad()
+    def update(self, net:nn.Module, n:int):   # n: optimizer steps done, counting this one
+        "Move the average towards `net`'s weights by 1 - min(decay, (1 + n) / (10 + n))."
+        torch._foreach_lerp_(self.avg, [p.detach() for p in net.parameters()], 1 - min(self.decay, (1 + n) / (10 + n)))
+
+    @torch.no_grad()
+    def swap(self, net:nn.Module):
+        "Exchange `net`'s weights and the average, in place (twice: back as before)."
+        for a, p in zip(self.avg, net.parameters()):
+            t = p.detach().clone(); p.copy_(a); a.copy_(t)
+
+    def state_dict(self) -> dict: return {'decay': self.decay, 'avg': [a.clone() for a in self.avg]}
+    def load_state_dict(self, state:dict):
+        for a, b in zip(self.avg, state['avg']): a.copy_(b)
+
 # %% ../nbs/04_train.ipynb #3721f4bc
 def _stored_hw(path):
     "The training size stored in a `.pth` of `save_depthnet`, without building the network."
@@ -333,6 +357,10 @@ class TrainConfig:
     lr_decay:bool = True               # decay the learning rate
     lr_decay_rate:float = 0.9          # multiply the learning rate by this ...
     lr_decay_every:int = 1             # ... every this many epochs
+    # average the weights: an exponential moving average with this decay per step is what validation, the model files
+    # and the returned networks hold, with batch-norm statistics of its own (0: off; None: .99 for --arch stereo in
+    # phase 1 and continuing a network in phase 2, else 0: the evidence of the others was measured without it)
+    ema:float|None = None
     alpha:float = 1.                   # weight of the supervised lidar loss (phase 1)
     # weight of the reconstruction loss (phase 2; four scales, clean views, occlusions masked)
     beta:float = 1.
@@ -430,6 +458,8 @@ class TrainConfig:
         if self.lr is None:   # phase 2: 3e-4 trains a binocular network from scratch better, 1e-4 continues one better
             r['lr'] = 1e-3 if self.phase == 1 else 3e-4 if self.arch == 'stereo' and not self.l_model_pth else 1e-4
         if self.gamma is None: r['gamma'] = .5 if self.phase == 1 else .1
+        if self.ema is None:                                  # where it was measured (11_binocular)
+            r['ema'] = .99 if self.arch == 'stereo' and (self.phase == 1 or self.l_model_pth) else 0.
         # coarse-to-fine where training starts outside the basin
         if self.pyramid is None: r['pyramid'] = 0 if self.l_model_pth else 3
         # with lidar, hypotheses spaced for relative error learn better; the photometric loss alone, from scratch, needs
@@ -450,7 +480,7 @@ class TrainConfig:
 PHASE1 = TrainConfig(phase=1, lr=1e-3, gamma=.5)            # lidar + consistency (mergedepth_train)
 PHASE2 = TrainConfig(phase=2, beta=1., gamma=.1)            # reconstruction + consistency (mergedepth_keep_training)
 # runs saved before these fields existed trained this way
-_BEFORE_FIELD = dict(pyramid=0, model_dtype='fp32', keep_epoch_models=0, match_sup=0., hyp_spacing='inverse')
+_BEFORE_FIELD = dict(pyramid=0, model_dtype='fp32', keep_epoch_models=0, match_sup=0., hyp_spacing='inverse', ema=0.)
 
 # %% ../nbs/04_train.ipynb #d92e174f
 def _class_source(cls) -> str:
@@ -677,6 +707,7 @@ def _build_nets(self:Trainer):
         ]
     self.nets = [torch.compile(n) for n in nets] if A.compile else nets
     self.opts = [torch.optim.Adam(n.parameters(), lr=A.lr, fused=True) for n in self.raw]
+    self.avgs = [WeightAverage(n, A.ema) for n in self.raw] if A.ema else []     # from the weights the run starts with
     rate = lambda e: (A.lr_decay_rate ** (e // max(A.lr_decay_every, 1))) if A.lr_decay else 1.
     self.scheds = [torch.optim.lr_scheduler.LambdaLR(o, rate) for o in self.opts]
     self.scaler = torch.amp.GradScaler(self.dev.type, enabled=self.prec == 'fp16')
@@ -815,6 +846,7 @@ def restore(self:Trainer):
                 if m in st and st[m].stride() != p_.stride(): st[m] = torch.empty_like(p_).copy_(st[m])
     for s, st in zip(self.scheds, ck['schedulers']): s.load_state_dict(st)
     if ck.get('scaler'): self.scaler.load_state_dict(ck['scaler'])
+    for a, st in zip(self.avgs, ck.get('averages', ())): a.load_state_dict(st)
     self.n, self.epoch0, self.in_epoch = ck['step'], ck['epoch'], ck['step_in_epoch']
     self.bad_total = ck.get('non_finite_steps', 0)
     set_rng_state(ck['rng'][min(self.rank, len(ck['rng']) - 1)])
@@ -881,6 +913,7 @@ def step(self:Trainer, nxt:dict, ep:int, k:int) -> dict|None:
             )
         return None
     self.bad = 0; self.n += 1
+    for a, net in zip(self.avgs, self.raw): a.update(net, self.n)
     self.last = {'loss': out['loss'].item(), **{n: v.item() for n, v in out['parts'].items()}}
     return out
 
@@ -895,6 +928,7 @@ def checkpoint(self:Trainer, ep:int, k:int, why:str=''):
     nets = {s: n.state_dict() for s, n in zip(self.sides, self.raw)}
     atomic_save(dict(step=self.n, epoch=ep, step_in_epoch=k, **nets, optimizers=[o.state_dict() for o in self.opts],
                      schedulers=[s.state_dict() for s in self.scheds], scaler=self.scaler.state_dict(), rng=rngs,
+                     averages=[a.state_dict() for a in self.avgs],
                      args=asdict(self.cfg), non_finite_steps=self.bad_total, hw=(self.cfg.height, self.cfg.width),
                      time=time.time()), self.ck_path)
     if why: print(f"saved {self.ck_path} at step {self.n} ({why})")
@@ -938,17 +972,28 @@ def validate(self:Trainer) -> dict:
     return validate(self.raw[0], self.vloader, self.dev, self.dtype, min(self.cfg.max_depth, 80.), self.prior)
 
 @patch
+@contextlib.contextmanager
+def averaged(self:Trainer):
+    "Within: the networks hold their averaged weights (`ema`; without it, the trained ones as they are)."
+    for a, net in zip(self.avgs, self.raw): a.swap(net)
+    try: yield
+    finally:
+        for a, net in zip(self.avgs, self.raw): a.swap(net)
+
+@patch
 def end_epoch(self:Trainer, ep:int, bar=None):
-    "After epoch `ep` ran to its end: learning-rate decay, BatchNorm statistics, validation, model files, checkpoint."
+    """After epoch `ep` ran to its end: learning-rate decay, then with the averaged weights (`ema`) BatchNorm
+    statistics, validation and model files; then the checkpoint."""
     for s in self.scheds: s.step()
-    self.recalibrate(ep)
-    val = self.validate()
-    if val:
-        self.val = val
-        self.log(dict(kind='val', step=self.n, epoch=ep, **val))
-        tqdm.write(f"epoch {ep}: val abs_rel {val['abs_rel']:.4f} (best constant depth: {val['const_abs_rel']:.4f}"
-                   + (f", row prior: {val['row_abs_rel']:.4f})" if 'row_abs_rel' in val else ')'))
-    self.save_models(ep)
+    with self.averaged():
+        self.recalibrate(ep)
+        val = self.validate()
+        if val:
+            self.val = val
+            self.log(dict(kind='val', step=self.n, epoch=ep, **val))
+            tqdm.write(f"epoch {ep}: val abs_rel {val['abs_rel']:.4f} (best constant depth: {val['const_abs_rel']:.4f}"
+                       + (f", row prior: {val['row_abs_rel']:.4f})" if 'row_abs_rel' in val else ')'))
+        self.save_models(ep)
     self.checkpoint(ep + 1, 0)
     if self.world > 1: dist.barrier()
 
@@ -1023,9 +1068,10 @@ def fit(self:Trainer) -> dict:
     finally:
         bar.close()
         for s_, h in old.items(): signal.signal(s_, h)
-    if mid:
-        self.checkpoint(ep, self.k)                              # resumable where max_steps stopped it
-        self.recalibrate(ep)                                     # after the checkpoint: resuming stays exact
+    if mid: self.checkpoint(ep, self.k)                          # resumable where max_steps stopped it
+    if mid or self.avgs:                                         # after the checkpoint: resuming stays exact
+        for a, net in zip(self.avgs, self.raw): a.swap(net)      # the run ends with the averaged weights
+        self.recalibrate(ep)
     return self._finish(ended, time.time() - t_start)
 
 @patch
@@ -1049,7 +1095,8 @@ def _interrupted(self:Trainer, e, ep:int) -> str:
             saved = f"{self.ck_path} holds step {last_ck}: continue with {how}" if last_ck is not None else ''
             print(f"stopped at once ({e}): no new checkpoint; {saved or 'nothing was saved'}", file=sys.stderr)
     else:
-        self.checkpoint(ep, self.k, f'interrupted ({e or "KeyboardInterrupt"})'); self.save_models()
+        self.checkpoint(ep, self.k, f'interrupted ({e or "KeyboardInterrupt"})')
+        with self.averaged(): self.save_models()
         if self.main:
             print(
                 f"stopped at step {self.n} ({e or 'KeyboardInterrupt'}), a step boundary: continue with the same"
