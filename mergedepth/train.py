@@ -325,7 +325,7 @@ class WeightAverage:
         for a, p in zip(self.avg, net.parameters()):
             t = p.detach().clone(); p.copy_(a); a.copy_(t)
 
-    def state_dict(self) -> dict: return {'decay': self.decay, 'avg': [a.clone() for a in self.avg]}
+    def state_dict(self) -> dict: return {'decay': self.decay, 'avg': self.avg}   # references, as torch's own
     def load_state_dict(self, state:dict):
         for a, b in zip(self.avg, state['avg']): a.copy_(b)
 
@@ -1069,9 +1069,9 @@ def fit(self:Trainer) -> dict:
         bar.close()
         for s_, h in old.items(): signal.signal(s_, h)
     if mid: self.checkpoint(ep, self.k)                          # resumable where max_steps stopped it
-    if mid or self.avgs:                                         # after the checkpoint: resuming stays exact
-        for a, net in zip(self.avgs, self.raw): a.swap(net)      # the run ends with the averaged weights
-        self.recalibrate(ep)
+    for a, net in zip(self.avgs, self.raw): a.swap(net)          # the run ends with the averaged weights, whose
+    # statistics the last epoch end re-estimated; stopped inside an epoch, after the checkpoint (resuming stays exact)
+    if mid: self.recalibrate(ep)
     return self._finish(ended, time.time() - t_start)
 
 @patch
