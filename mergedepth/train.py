@@ -365,7 +365,9 @@ class TrainConfig:
     # weight of the reconstruction loss (phase 2; four scales, clean views, occlusions masked)
     beta:float = 1.
     gamma:float|None = None            # weight of the consistency loss (None: .5 in phase 1, .1 in phase 2)
-    lidar_in_phase2:float = 0.         # weight of the supervised loss kept in phase 2
+    # weight of the supervised loss kept in phase 2 (None: 1 for --arch stereo continuing a network, where the training
+    # frames have lidar: phase 2 alone undid part of phase 1's, 3 seeds in 11_binocular; else 0, the design's phase 2)
+    lidar_in_phase2:float|None = None
     # a binocular network (stereo.pth) whose depth the networks also learn, in either phase (distillation; no lidar)
     teacher:str|None = None
     distill:float = 1.                 # weight of the distillation loss (with --teacher)
@@ -460,6 +462,9 @@ class TrainConfig:
         if self.gamma is None: r['gamma'] = .5 if self.phase == 1 else .1
         if self.ema is None:                                  # where it was measured (11_binocular)
             r['ema'] = .99 if self.arch == 'stereo' and (self.phase == 1 or self.l_model_pth) else 0.
+        # None stays for the data to decide (Trainer._build_data) where it was measured; 0 elsewhere
+        if self.lidar_in_phase2 is None and not (self.phase == 2 and self.arch == 'stereo' and self.l_model_pth):
+            r['lidar_in_phase2'] = 0.
         # coarse-to-fine where training starts outside the basin
         if self.pyramid is None: r['pyramid'] = 0 if self.l_model_pth else 3
         # with lidar, hypotheses spaced for relative error learn better; the photometric loss alone, from scratch, needs
@@ -715,19 +720,25 @@ def _build_nets(self:Trainer):
     if A.cuda_graph and not can_graph:
         raise ValueError(f"cuda_graph=True needs one CUDA process in bf16 or fp32 (here: device {self.dev.type}, "
                          f"{self.world} process(es), precision {self.prec})")
-    self.objective = self.custom_objective or Objective.recipe(
-        A.phase, alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2, smooth=A.smooth,
+    self.objective = self._objective()
+    self.teacher = None                       # fixed: eval mode (its batch-norm statistics), no gradient
+    if A.teacher:
+        self.teacher = load_model(A.teacher).to(self.dev, memory_format=self.mf).eval().requires_grad_(False)
+    self.levels = A.pyramid if A.phase == 2 else 0
+    self.graph = can_graph if A.cuda_graph is None else A.cuda_graph
+
+@patch
+def _objective(self:Trainer):
+    "The loss of the configuration (02_losses' `Objective.recipe`), or the one given to `Trainer`."
+    A = self.cfg
+    return self.custom_objective or Objective.recipe(
+        A.phase, alpha=A.alpha, beta=A.beta, gamma=A.gamma, lidar_in_phase2=A.lidar_in_phase2 or 0., smooth=A.smooth,
         smooth_order=A.smooth_order,
         reg=A.reg, kind=A.supervised_kind, drop_p=A.drop_p, max_depth=A.max_depth, c_mask=A.c_mask, r_mask=A.r_mask,
         sup_all_scales=A.sup_all_scales, distill=A.distill if A.teacher else 0., distill_check=A.distill_check,
         match_sup=A.match_sup if A.arch == 'stereo' else 0.,
         distill_all_scales=A.distill_all_scales,
     )
-    self.teacher = None                       # fixed: eval mode (its batch-norm statistics), no gradient
-    if A.teacher:
-        self.teacher = load_model(A.teacher).to(self.dev, memory_format=self.mf).eval().requires_grad_(False)
-    self.levels = A.pyramid if A.phase == 2 else 0
-    self.graph = can_graph if A.cuda_graph is None else A.cuda_graph
 
 @patch
 def _build_step(self:Trainer):
@@ -748,13 +759,21 @@ def _kitti_data(self:Trainer):
         if A.split
         else ('train' if (root / 'splits' / 'train.txt').is_file() and A.train_frac is None else None)
     )
-    need_gt = A.phase == 1 or A.lidar_in_phase2 > 0
+    auto = A.lidar_in_phase2 is None               # phase 2 keeps the lidar loss if every training frame has lidar
+    need_gt = A.phase == 1 or auto or A.lidar_in_phase2 > 0
     cached = (A.cache_dir or True) if A.cache else None    # one process builds the cache, then the others read it
     if cached and world > 1 and not main: dist.barrier()
     kw = dict(cache=cached, cache_workers=A.workers, progress=main and A.progress, skip_unreadable=skip)
-    ds = KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt, train_frac=A.train_frac, seed=A.seed,
-                     # colour augmentation happens on the batch, where training runs (colour_augment)
-                     defer_colour=True, **kw)
+    # colour augmentation happens on the batch, where training runs (colour_augment)
+    frames = lambda need_gt: KittiStereo(root, tr_split, hw, augment=A.augmentation, need_gt=need_gt,
+                                         train_frac=A.train_frac, seed=A.seed, defer_colour=True, **kw)
+    try: ds = frames(need_gt=need_gt)
+    except FileNotFoundError as e:
+        if not auto: raise
+        need_gt, why = False, str(e).splitlines()[-1].strip()
+        if main: print(f"note: phase 2 without the lidar loss, the training frames have no lidar ({why} ...)")
+        ds = frames(need_gt=False)
+    if auto: self.cfg = A = A.replace(lidar_in_phase2=1. if need_gt else 0.)
     if main:
         print(
             f"data: {root} in the"
@@ -789,13 +808,19 @@ def _build_data(self:Trainer):
     """Training and validation datasets (`data_dir`'s, or those given to `train`), sampler, loaders, row prior, the
     run's length."""
     A, main, world = self.cfg, self.main, self.world
+    auto = A.lidar_in_phase2 is None                            # TrainConfig.resolve left it to the data
     if self.dataset is None: ds, vds, lidar = self._kitti_data()
     else:
         ds, vds, lidar = self.dataset, self.val_dataset, None
         hw = tuple(ds[0]['left'].shape[-2:])
         # the size the .pth files record
         if hw != (A.height, A.width): self.cfg = A = A.replace(height=hw[0], width=hw[1])
+        if auto: self.cfg = A.replace(lidar_in_phase2=1. if getattr(ds, 'need_gt', False) else 0.)
         if main: print(f"data: {type(ds).__name__}, {len(ds)} training frames at {hw[1]}x{hw[0]}")
+    A = self.cfg
+    if auto:
+        self.objective = self._objective()
+        if main and A.lidar_in_phase2: print("note: phase 2 keeps the lidar loss (--lidar_in_phase2 1; 0 turns it off)")
     self.ds = ds
     self.sampler = EpochSampler(len(ds), A.batch_size, A.seed, self.rank, world)
     if self.sampler.batches_per_epoch() == 0:
