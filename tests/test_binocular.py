@@ -23,7 +23,9 @@ def test_stereo_arch_end_to_end(synth, tmp_path):
     p = run(*args)
     assert 'finished: 4 steps' in p.stdout, p.stdout
     rec = [json.loads(l) for l in (tmp_path/'i2'/'metrics.jsonl').read_text().splitlines() if '"step"' in l][0]
-    assert 'rec_L' in rec and 'rec_R' in rec and 'sup_L' not in rec and 'msup_L' not in rec
+    # continuing a binocular network on frames with lidar, phase 2 keeps the lidar loss (lidar_in_phase2 None, 04_train)
+    assert 'rec_L' in rec and 'rec_R' in rec and rec['sup_L'] > 0 and rec['msup_L'] > 0
+    assert torch.load(tmp_path/'m2'/'checkpoint.pt', weights_only=False)['args']['lidar_in_phase2'] == 1.
     a, b = torch.load(tmp_path/'m1'/'stereo.pth')['state_dict'], torch.load(tmp_path/'m2'/'stereo.pth')['state_dict']
     assert any(not torch.equal(a[k], b[k]) for k in a)
     p = run(*[x if x != 1 else 2 for x in args], '--resume', 'True')
