@@ -8,7 +8,10 @@ TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/mergedepth-tests.XXXXXX"); export TMPDIR
 trap 'rm -rf "$TMPDIR"' EXIT
 # notebooks run one per core, each with one torch thread: on 2 cores, two notebooks with two threads each took about
 # 590 s of wall time (CI, 35fc300), with one thread each 178 s (the threads of one stall while the other's run)
-OMP_NUM_THREADS=${MERGEDEPTH_NB_THREADS:-1} nbdev_test --timing
+# the notebooks' files go before pytest starts (their training tests write checkpoints of 0.4 to 0.9 GB a run)
+mkdir "$TMPDIR/notebooks"
+TMPDIR="$TMPDIR/notebooks" OMP_NUM_THREADS=${MERGEDEPTH_NB_THREADS:-1} nbdev_test --timing
+rm -rf "$TMPDIR/notebooks"
 rc=0; python3 -m pytest tests -q --durations=10 "$@" || rc=$?
 [ "$rc" -eq 5 ] && { echo "pytest: no tests collected"; exit 1; }
 exit $rc
