@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
-from .io import atomic_write
+from .io import atomic_save
 
 # %% ../nbs/01_model.ipynb #a42ed2ed
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -274,9 +274,8 @@ def save_depthnet(model:DepthNet, path, hw=None,
     m = getattr(m, '_orig_mod', m)
     sd = m.state_dict()
     if dtype is not None: sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
-    with atomic_write(path) as tmp:
-        torch.save(dict(arch=type(m).__name__, config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
-                        weights_dtype=str(dtype or torch.float32).removeprefix('torch.'), **extra), tmp)
+    atomic_save(dict(arch=type(m).__name__, config=m.config, hw=tuple(hw) if hw else None, state_dict=sd,
+                     weights_dtype=str(dtype or torch.float32).removeprefix('torch.'), **extra), path)
 
 def _describe_state(sd:dict) -> str:
     "Guess encoder, scale and head from a DepthNet state dict's shapes."

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PHASE1', 'PHASE2', 'forward_pair', 'dist_info', 'default_workers', 'setup_device', 'EpochSampler', 'GraphedStep',
-           'atomic_save', 'rng_state', 'set_rng_state', 'seed_everything', 'save_samples', 'plot_curves', 'validate',
+           'rng_state', 'set_rng_state', 'seed_everything', 'save_samples', 'plot_curves', 'validate',
            'lidar_row_prior', 'recalibrate_bn', 'WeightAverage', 'TrainConfig', 'field_docs', 'config_parser',
            'check_config', 'Trainer', 'train', 'train_cli', 'keep_training_cli']
 
@@ -28,7 +28,7 @@ from .model import DepthNet, save_depthnet, load_depthnet, load_weights, pick_de
 from .binocular import MatchDepthNet, load_model, model_arch
 from .losses import Objective, Term, stereo_losses, reconstruct, pyramid_level
 from .data import KittiStereo, collate_stereo, colour_augment, verify_frames
-from .io import atomic_write, error_line, cli_errors, cli_fail
+from .io import atomic_write, atomic_save, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
@@ -178,10 +178,6 @@ class GraphedStep:
         return dict(**self.out, batch=self.static, finite=bool(self.found_inf.item() == 0))
 
 # %% ../nbs/04_train.ipynb #09e431c3
-def atomic_save(obj, path):
-    "torch.save to a temporary file beside `path`, then rename."
-    with atomic_write(path) as tmp: torch.save(obj, tmp)
-
 def rng_state() -> dict:
     return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
