@@ -10,6 +10,7 @@ __all__ = ['PHASE1', 'PHASE2', 'forward_pair', 'dist_info', 'default_workers', '
 
 # %% ../nbs/04_train.ipynb #a7659df4
 import os, re, sys, threading, json, math, time, types, random, signal, argparse, inspect, datetime, itertools
+import shutil
 import contextlib
 import linecache, dataclasses
 from dataclasses import dataclass, fields, asdict
@@ -903,9 +904,31 @@ def log(self:Trainer, rec:dict):
 
 # %% ../nbs/04_train.ipynb #9076d8c8
 @patch
+def disk_need(self:Trainer) -> int:
+    """Bytes the model folder needs free (after `_build_nets`): checkpoint.pt twice, as the new one is written
+    beside the old (the networks' state, their average and Adam's two moments of each trained weight), and the `.pth`
+    files kept (the latest and the last `keep_epoch_models` epochs', in `model_dtype`)."""
+    size = lambda ts: sum(t.numel() * t.element_size() for t in ts)
+    state = sum(size(n.state_dict().values()) for n in self.raw)
+    moments = 2 * sum(size(p for p in n.parameters() if p.requires_grad) for n in self.raw)
+    ck = state + sum(size(a.avg) for a in self.avgs) + moments
+    pth = state // (2 if self.cfg.model_dtype in ('fp16', 'bf16') else 1)
+    return 2 * ck + pth * (1 + min(self.cfg.keep_epoch_models or self.cfg.epochs, self.cfg.epochs))
+
+@patch
+def _check_disk(self:Trainer):
+    "A note when the model folder's disk has less free space than `disk_need`."
+    if not self.main: return
+    need, free = self.disk_need(), shutil.disk_usage(self.mod_dir).free
+    if free < need:
+        print(f"note: {self.mod_dir} has {free / 1e9:.1f} GB free and this run's checkpoint and model files need about "
+              f"{need / 1e9:.1f} GB: a write that fails stops the run, with its last checkpoint kept")
+
+@patch
 def setup(self:Trainer):
     "Everything a run needs before its first step: device and folders, networks, data, the checkpoint's state, the log."
     self._open_run(); self._build_nets(); self._build_data(); self.restore(); self._build_step(); self._open_log()
+    self._check_disk()
     return self
 
 # %% ../nbs/04_train.ipynb #df80bbfa
