@@ -46,12 +46,10 @@ def atomic_write(path):   # the file to write
     try:
         yield tmp
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT): raise _write_error(path, e) from e
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT): raise _write_error(path, e) from e
         raise
-    except BaseException:
-        tmp.unlink(missing_ok=True); raise
 
 def _write_error(path, e) -> OSError:
     free = shutil.disk_usage(Path(path).parent).free / 1e9

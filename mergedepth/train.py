@@ -29,7 +29,7 @@ from .model import DepthNet, save_depthnet, load_depthnet, load_weights, pick_de
 from .binocular import MatchDepthNet, load_model, model_arch
 from .losses import Objective, Term, stereo_losses, reconstruct, pyramid_level
 from .data import KittiStereo, collate_stereo, colour_augment, verify_frames
-from .io import atomic_write, atomic_save, error_line, cli_errors, cli_fail
+from .io import atomic_save, error_line, cli_errors, cli_fail
 from .evaluate import compute_depth_metrics, METRICS, best_constant, row_prior, baseline_abs_rel
 
 # %% ../nbs/04_train.ipynb #754c61ef
@@ -572,7 +572,6 @@ _RUN_NOT_RECIPE = (
 def _clear_run(img_dir:Path, mod_dir:Path):
     """Remove what a previous run wrote into these folders (overwrite=True): checkpoint, model files, log, curves,
     samples, TensorBoard logs."""
-    import re, shutil
     for f in mod_dir.glob('*'):
         if f.name == 'checkpoint.pt' or re.fullmatch(r'(left|right|stereo)(_\d+)?\.pth', f.name): f.unlink()
     for f in img_dir.glob('*'):
