@@ -1,5 +1,5 @@
 "The binocular network (--arch stereo) through every console script: phase 1, phase 2 from it, resume, inference with its rig, per-pair fitting."
-import json
+import json, sys
 from pathlib import Path
 import numpy as np, pytest, torch
 from conftest import run
@@ -102,3 +102,23 @@ def test_fit_arch_stereo(kitti_sample, tmp_path):
     bad = run('mergedepth_fit', '--left_image', s/'stereo_pair'/'image_02.jpg', '--right_image', s/'stereo_pair'/'image_03.jpg',
               '--calib', s/'2011_09_26'/'calib_cam_to_cam.txt', '--output_dir', tmp_path, '--arch', 'binocular', check=False)
     assert bad.returncode == 2 and '--arch' in bad.stderr
+
+
+def test_memory_count(tmp_path):
+    "benchmarks/binocular.py's count of what the backward pass keeps, against closed-form cases, then its --memory run"
+    import importlib.util, json, torch
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location('bench_binocular', root/'benchmarks'/'binocular.py')
+    B = importlib.util.module_from_spec(spec); spec.loader.exec_module(B)
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1); x = torch.rand(2, 3, 32, 32)
+    n, _ = B.saved_for_backward(lambda: torch.relu(conv(x)).sum(), list(conv.parameters()))
+    assert n == x.numel() * 4 + 2 * 8 * 32 * 32 * 4               # the convolution's input and the relu's output; not the weight
+    w, a = torch.rand(1000, requires_grad=True), x.flatten()[:1000]
+    n, _ = B.saved_for_backward(lambda: (w * a + w * a).sum(), [])
+    assert n == x.untyped_storage().nbytes()                        # both products keep a view of x: its storage, once
+    out = tmp_path/'mem.json'
+    run(sys.executable, root/'benchmarks'/'binocular.py', '--memory', '--hw', '64x192', '--batch', '2', '--encoder', 'resnet18', '--out', out)
+    rows = json.loads(out.read_text())['rows']
+    for r in rows.values():                                         # all of it is alive at once just before the backward pass
+        assert r['peak_rss_above_start_gib_bf16'] >= r['saved_for_backward_gib_bf16'] + 0.75 * r['params_grads_adam_gib'] - 1e-3
+    assert rows['stereo']['params_grads_adam_gib'] < 0.6 * rows['mono']['params_grads_adam_gib']   # one network against two
