@@ -26,6 +26,17 @@ def kitti_rig(hw):
     K = torch.tensor([[721.5377, 0, 609.5593], [0, 721.5377, 172.854], [0, 0, 1]])   # KITTI 2011_09_26, P_rect_02 / P_rect_03
     return StereoCalib(K, K, torch.eye(3), torch.tensor([-0.5372, 0., 0.]), (375, 1242)).resize(hw)
 
+def nets_and_forward(arch, encoder, b, rig, dev):
+    "the networks of `arch` (two monocular ones or one binocular) and their forward pass over the batch `b`, all scales"
+    if arch == 'mono':
+        nets = [DepthNet(encoder, pretrained=False).to(dev), DepthNet(encoder, pretrained=False).to(dev)]
+        return nets, lambda: (nets[0](b['left'], all_scales=True), nets[1](b['right'], all_scales=True))
+    nets = [MatchDepthNet(encoder, pretrained=False).to(dev)]
+    return nets, lambda: nets[0](b['left'], b['right'], rig, all_scales=True)
+
+def write_json(res, out):
+    if out: Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(json.dumps(res, indent=1) + '\n')
+
 def saved_for_backward(run, params):
     "bytes of the distinct storages autograd saves for the backward pass while `run()` builds the graph, parameters excluded"
     skip, seen = {p.untyped_storage().data_ptr() for p in params}, {}
@@ -33,9 +44,8 @@ def saved_for_backward(run, params):
         st = t.untyped_storage()
         if st.data_ptr() not in skip: seen[st.data_ptr()] = st.nbytes()
         return t
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = run()
-    return sum(seen.values()), out
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): run()
+    return sum(seen.values())
 
 def rss_bytes():
     "resident memory of this process now (Linux)"
@@ -48,12 +58,7 @@ def memory_of(arch, hw, batch, encoder):
     rig = kitti_rig(hw).expand(batch)
     b = dict(left=torch.rand(batch, 3, *hw), right=torch.rand(batch, 3, *hw), calib=rig)
     rss0 = rss_bytes(); torch.manual_seed(0)
-    if arch == 'mono':
-        nets = [DepthNet(encoder, pretrained=False), DepthNet(encoder, pretrained=False)]
-        fwd = lambda: (nets[0](b['left'], all_scales=True), nets[1](b['right'], all_scales=True))
-    else:
-        nets = [MatchDepthNet(encoder, pretrained=False)]
-        fwd = lambda: nets[0](b['left'], b['right'], rig, all_scales=True)
+    nets, fwd = nets_and_forward(arch, encoder, b, rig, 'cpu')
     params = [p for n in nets for p in n.parameters()]
     def loss(dt):
         with torch.autocast('cpu', dtype=dt, enabled=dt is not None): dl, dr = fwd()
@@ -65,7 +70,7 @@ def memory_of(arch, hw, batch, encoder):
     r['peak_rss_above_start_gib_bf16'] = gib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0)
     opt.zero_grad(set_to_none=True)
     for name, dt in (('bf16', torch.bfloat16), ('fp32', None)):           # graphs built, counted, then freed
-        r[f'saved_for_backward_gib_{name}'] = gib(saved_for_backward(lambda: loss(dt), params)[0])
+        r[f'saved_for_backward_gib_{name}'] = gib(saved_for_backward(lambda: loss(dt), params))
     return r
 
 def main():
@@ -90,9 +95,7 @@ def main():
         for k, r in rows.items():
             print(f"{k:8s} {r['saved_for_backward_gib_bf16']:11.2f} {r['saved_for_backward_gib_fp32']:11.2f} "
                   f"{r['params_grads_adam_gib']:18.2f} {r['peak_rss_above_start_gib_bf16']:14.2f}")
-        res = dict(machine=machine, torch=torch.__version__, hw=hw, batch=a.batch, encoder=a.encoder, rows=rows)
-        if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=1) + '\n')
-        return
+        return write_json(dict(machine=machine, torch=torch.__version__, hw=hw, batch=a.batch, encoder=a.encoder, rows=rows), a.out)
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dtype = torch.bfloat16 if dev.type == 'cuda' else None
     rig = kitti_rig(hw).to(dev).expand(a.batch)
@@ -101,18 +104,13 @@ def main():
     rows = {}
     for arch in ('mono', 'stereo'):
         torch.manual_seed(0)
-        if arch == 'mono':
-            nets = [DepthNet(a.encoder, pretrained=False).to(dev), DepthNet(a.encoder, pretrained=False).to(dev)]
-            fwd = lambda all_scales: (nets[0](b['left'], all_scales=all_scales), nets[1](b['right'], all_scales=all_scales))
-        else:
-            nets = [MatchDepthNet(a.encoder, pretrained=False).to(dev)]
-            fwd = lambda all_scales: nets[0](b['left'], b['right'], rig, all_scales=all_scales)
+        nets, fwd = nets_and_forward(arch, a.encoder, b, rig, dev)
         opt = torch.optim.Adam([p for n in nets for p in n.parameters()], fused=True)
         if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
         ts = []
         for i in range(a.steps + 1):
             sync(); t = time.perf_counter()
-            with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None): dl, dr = fwd(True)
+            with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None): dl, dr = fwd()
             loss, _ = stereo_losses(dl, dr, b, 2)
             opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sync()
             ts.append(time.perf_counter() - t)
@@ -135,6 +133,6 @@ def main():
     print(f"{'mode':8s} {'step s':>8s} {'pairs/s (batch 1)':>18s} {'peak GiB':>9s}")
     for k in ('mono', 'stereo'): print(f"{k:8s} {rows[k]['step_s']:8.3f} {rows[k]['inference_pairs_per_s']:18.2f} {str(rows[k]['peak_train_memory_gib']):>9s}")
     print(f"stereo / mono step: {rows['stereo_over_mono_step']:.2f}x")
-    if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); Path(a.out).write_text(json.dumps(res, indent=1) + '\n')
+    write_json(res, a.out)
 
 if __name__ == '__main__': main()

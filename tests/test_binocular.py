@@ -106,15 +106,15 @@ def test_fit_arch_stereo(kitti_sample, tmp_path):
 
 def test_memory_count(tmp_path):
     "benchmarks/binocular.py's count of what the backward pass keeps, against closed-form cases, then its --memory run"
-    import importlib.util, json, torch
+    import importlib.util
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location('bench_binocular', root/'benchmarks'/'binocular.py')
     B = importlib.util.module_from_spec(spec); spec.loader.exec_module(B)
     conv = torch.nn.Conv2d(3, 8, 3, padding=1); x = torch.rand(2, 3, 32, 32)
-    n, _ = B.saved_for_backward(lambda: torch.relu(conv(x)).sum(), list(conv.parameters()))
+    n = B.saved_for_backward(lambda: torch.relu(conv(x)).sum(), list(conv.parameters()))
     assert n == x.numel() * 4 + 2 * 8 * 32 * 32 * 4               # the convolution's input and the relu's output; not the weight
     w, a = torch.rand(1000, requires_grad=True), x.flatten()[:1000]
-    n, _ = B.saved_for_backward(lambda: (w * a + w * a).sum(), [])
+    n = B.saved_for_backward(lambda: (w * a + w * a).sum(), [])
     assert n == x.untyped_storage().nbytes()                        # both products keep a view of x: its storage, once
     out = tmp_path/'mem.json'
     run(sys.executable, root/'benchmarks'/'binocular.py', '--memory', '--hw', '64x192', '--batch', '2', '--encoder', 'resnet18', '--out', out)
